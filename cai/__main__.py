@@ -1,0 +1,45 @@
+"""`python -m cai recipe=NAME [key=value ...]`, and `python -m cai -m ...` for Hydra multirun sweeps."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from cai.config import PRIMARY, check_recipe, register_schemas
+from cai.registry import CaiError
+
+CONF = str(Path(__file__).resolve().parent.parent / "conf")
+log = logging.getLogger("cai")
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name=PRIMARY)
+def app(cfg: DictConfig) -> None:
+    """Plan and run the composed recipe in this job's run directory."""
+    from cai import runner
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        runner.run(cfg, run_dir)
+    except CaiError as err:
+        log.error("%s", err)
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra."""
+    try:
+        check_recipe(sys.argv[1:])
+        register_schemas()
+    except CaiError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Constitutions: seeded principle sampling and few-shot chats (Bai et al. 2022, sections 3.1 and 4.1)."""
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, List, Mapping, Sequence
+
+from cai.registry import CaiError
+
+Chat = List[Dict[str, str]]
+
+
+def selected_ids(principles: Mapping[str, Any], select: Sequence[str], where: str) -> List[str]:
+    """The principle ids to sample from: `select` when given (every id must exist), else all, in sorted order."""
+    ids = list(select) if select else sorted(principles)
+    missing = [i for i in ids if i not in principles]
+    if missing:
+        raise CaiError(f"{where}: selects unknown principle(s) {missing}; available: {sorted(principles)}")
+    if not ids:
+        raise CaiError(f"{where}: the constitution has no principles to sample from")
+    return ids
+
+
+def sample_principles(principles: Mapping[str, Any], ids: Sequence[str], k: int, rng: random.Random) -> List[str]:
+    """Draw `k` principle ids with replacement, weighted by each principle's `weight` (paper: uniform)."""
+    weights = [float(principles[i].get("weight", 1.0)) for i in ids]
+    return rng.choices(list(ids), weights=weights, k=k)
+
+
+def stable_rng(*parts: Any) -> random.Random:
+    """A random generator seeded from the given parts, independent of batch order and of PYTHONHASHSEED."""
+    import hashlib
+
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def fewshot_chat(exemplars: Mapping[str, Any]) -> Chat:
+    """All critique-revision exemplar conversations as one flat chat, put before every prompt."""
+    chat: Chat = []
+    for exemplar in exemplars.values():  # defaults-list order, as the constitution selects them
+        chat += [{"role": m["role"], "content": m["content"]} for m in exemplar["messages"]]
+    return chat

@@ -1,0 +1,20 @@
+"""Render chats for a model: its chat template when it has one, else the paper's Human:/Assistant: transcript."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+Chat = List[Dict[str, str]]
+_SPEAKERS = {"user": "Human", "assistant": "Assistant", "system": "System"}
+
+
+def transcript(chat: Chat, add_generation_prompt: bool = True) -> str:
+    """A plain `Human: ... Assistant: ...` transcript, as base models saw it in the paper."""
+    text = "".join(f"\n\n{_SPEAKERS.get(m['role'], m['role'].title())}: {m['content']}" for m in chat)
+    return text + ("\n\nAssistant:" if add_generation_prompt else "")
+
+
+def render_chat(chat: Chat, tokenizer: Optional[Any] = None, add_generation_prompt: bool = True) -> str:
+    """The exact prompt text the model sees for `chat`."""
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return transcript(chat, add_generation_prompt)

@@ -1,0 +1,27 @@
+"""The engine interface every stage generates through (hf, scripted; vllm and openai plug in the same way)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Protocol
+
+Chat = List[Dict[str, str]]
+
+
+@dataclass
+class EngineStats:
+    """Counters an engine keeps so stages can report throughput."""
+
+    prompts: int = 0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+
+
+class Engine(Protocol):
+    """Generate replies to chats with given sampling settings; `stats` accumulates counters."""
+
+    stats: EngineStats
+
+    def generate(self, chats: List[Chat], sampling, seed: int) -> List[str]:
+        """One reply per chat, deterministic for a fixed seed and engine configuration."""
+        ...

@@ -1,0 +1,96 @@
+"""Batched transformers generation: left padding, length-sorted token-budget batches, seeded sampling."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import List
+
+from cai.constitution.render import render_chat
+from cai.engines.base import Chat, EngineStats
+from cai.registry import engine
+
+
+class HFEngine:
+    """Generation with a transformers causal LM (bf16 on CPUs and GPUs that support it)."""
+
+    def __init__(self, spec, home: Path):
+        from cai.models import load_causal_lm, load_tokenizer
+
+        self.spec = spec
+        self.tokenizer = load_tokenizer(spec, home, padding_side="left")
+        self.model = load_causal_lm(spec, home)
+        self.stats = EngineStats()
+        self.stop_ids = _stop_ids(self.tokenizer)
+
+    def render(self, chat: Chat) -> str:
+        """The exact prompt text for a chat (chat template, or a Human:/Assistant: transcript)."""
+        if self.spec.system_prompt and chat[0]["role"] != "system":
+            chat = [{"role": "system", "content": self.spec.system_prompt}] + chat
+        return render_chat(chat, self.tokenizer)
+
+    def generate(self, chats: List[Chat], sampling, seed: int) -> List[str]:
+        """One reply per chat; batches are filled by a token budget, longest first, to cut padding."""
+        import torch
+
+        start = time.perf_counter()
+        encoded = [self.tokenizer(self.render(c), add_special_tokens=False).input_ids for c in chats]
+        replies: List[str] = [""] * len(chats)
+        for number, batch in enumerate(self._batches(encoded, sampling.max_new_tokens)):
+            torch.manual_seed(seed * 100_003 + number)  # the same batches get the same draws on a rerun
+            for index, text in zip(batch, self._generate_batch([encoded[i] for i in batch], sampling)):
+                replies[index] = text
+        self.stats.prompts += len(chats)
+        self.stats.prompt_tokens += sum(map(len, encoded))
+        self.stats.seconds += time.perf_counter() - start
+        return replies
+
+    def _batches(self, encoded: List[List[int]], max_new: int) -> List[List[int]]:
+        by_length = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+        batches, current, longest = [], [], 0
+        for i in by_length:
+            width = max(longest, len(encoded[i])) + max_new
+            if current and (width * (len(current) + 1) > self.spec.max_batch_tokens
+                            or len(current) >= self.spec.max_batch_size):
+                batches.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, len(encoded[i]))
+        return batches + ([current] if current else [])
+
+    def _generate_batch(self, ids: List[List[int]], sampling) -> List[str]:
+        import torch
+
+        batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.model.device)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                      repetition_penalty=sampling.repetition_penalty, eos_token_id=self.stop_ids,
+                      pad_token_id=self.tokenizer.pad_token_id)
+        if sampling.do_sample:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
+        with torch.inference_mode():
+            out = self.model.generate(**batch, **kwargs)
+        new = out[:, batch["input_ids"].shape[1]:]
+        self.stats.generated_tokens += _count_until_stop(new, self.stop_ids)
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+
+def _stop_ids(tokenizer) -> List[int]:
+    ids = {tokenizer.eos_token_id}
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
+        ids.add(im_end)
+    return sorted(i for i in ids if i is not None)
+
+
+def _count_until_stop(new, stop_ids: List[int]) -> int:
+    import torch
+
+    is_stop = torch.isin(new, torch.tensor(stop_ids, device=new.device))
+    # tokens up to and including the first stop token (all of them when a row never stopped)
+    seen_stop = is_stop.cumsum(dim=1) - is_stop.int()
+    return int((seen_stop == 0).sum())
+
+
+@engine("hf")
+def hf_engine(spec, home) -> HFEngine:
+    """Factory for `engine: hf`."""
+    return HFEngine(spec, home)

