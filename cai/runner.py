@@ -45,6 +45,7 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
         raise CaiError(f"cache.mode: {cfg.cache.mode!r} unknown; available: {', '.join(CACHE_MODES)}")
     home = Path(cfg.home).resolve()
     store = Store(home)
+    check_constitution(cfg)
     plan = graph.plan(cfg)
     statuses = {n.name: node_status(n, store, cfg.cache.mode) for n in plan}
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +62,26 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
         results.append(result)
     print_summary(results, run_dir)
     return results
+
+
+def check_constitution(cfg: DictConfig) -> None:
+    """Nothing runs on a broken constitution: validate it (naming file and key) before planning."""
+    from cai.constitution.validate import validate_constitution
+
+    if not OmegaConf.is_missing(cfg.constitution, "name"):
+        validate_constitution(cfg.constitution, search_dirs=config_dirs())
+
+
+def config_dirs() -> List[Path]:
+    """The file config dirs Hydra composed from (the user's hydra.searchpath ones too), package conf/ last."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from cai.config import conf_dir
+
+    dirs = []
+    if HydraConfig.initialized():
+        dirs = [Path(s.path) for s in HydraConfig.get().runtime.config_sources if s.schema == "file"]
+    return [d for d in dirs if d.is_dir()] + [conf_dir()]
 
 
 def plan_record(cfg: DictConfig, plan: List[Node], statuses: Dict[str, str], store: Store) -> Dict[str, Any]:
