@@ -133,9 +133,25 @@ def stage_inputs(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[st
     """What each input slot resolves to for the stage function."""
     out = {}
     for slot, ref in node.inputs.items():
-        out[slot] = Input(ref.kind, ref.target, path=paths.get(ref.target) if ref.kind == "node" else None,
-                          spec=cfg.models[ref.target] if ref.kind == "model" else None)
+        path = paths.get(ref.target) if ref.kind == "node" else None
+        spec = cfg.models[ref.target] if ref.kind == "model" else None
+        if ref.kind == "node" and ref.produces == "model":
+            spec = artifact_model_spec(path)
+        out[slot] = Input(ref.kind, ref.target, path=path, spec=spec)
     return out
+
+
+def artifact_model_spec(artifact: Path) -> DictConfig:
+    """A model artifact as a ModelSpec: `model_spec.yaml` (dtype, engine, ...) written by the stage, path filled in
+    here because the artifact moved from .partial to the store after it was written."""
+    from cai.schema import ModelSpec
+
+    spec = OmegaConf.structured(ModelSpec)
+    written = artifact / "model_spec.yaml"
+    if written.is_file():
+        spec = OmegaConf.merge(spec, OmegaConf.load(written))
+    spec.source, spec.path = "local", str(artifact / "model")
+    return spec
 
 
 def node_yaml(node: Node) -> str:

@@ -1,0 +1,37 @@
+"""The command line as a user types it: errors exit non-zero before any model loads, Hydra flags work."""
+from __future__ import annotations
+
+from tests.conftest import run_cli
+
+
+def test_unknown_recipe_exits_listing_recipes(cai_home):
+    proc = run_cli("recipe=nope", home=cai_home)
+    assert proc.returncode != 0 and "available recipes" in proc.stderr and "tiny" in proc.stderr
+
+
+def test_typo_exits_naming_the_key_without_loading_a_model(cai_home):
+    proc = run_cli("recipe=tiny", "pipeline.sl_data.sampling.temprature=1", home=cai_home)
+    assert proc.returncode != 0 and "pipeline.sl_data.sampling.temprature" in proc.stderr
+    assert not (cai_home / "store" / "model").exists()
+
+
+def test_wrong_type_exits_naming_the_key(cai_home):
+    proc = run_cli("recipe=tiny", "pipeline.sl_data.revisions=abc", home=cai_home)
+    assert proc.returncode != 0 and "pipeline.sl_data.revisions" in proc.stderr
+
+
+def test_unknown_reference_exits_with_a_suggestion(cai_home):
+    proc = run_cli("recipe=tiny", "pipeline.sl_data.inputs.generator=models.generatr", home=cai_home)
+    assert proc.returncode == 2 and "did you mean generator" in proc.stderr
+    assert not (cai_home / "store" / "model").exists()
+
+
+def test_dry_run_prints_the_plan_and_computes_nothing(cai_home):
+    proc = run_cli("recipe=tiny", "dry_run=true", home=cai_home, check=True)
+    assert "sl_data" in proc.stdout and "critique_revision" in proc.stdout and "run" in proc.stdout
+    assert not (cai_home / "store" / "critique_revision").exists()
+
+
+def test_cfg_job_and_help(cai_home):
+    assert "pipeline:" in run_cli("recipe=tiny", "--cfg", "job", home=cai_home, check=True).stdout
+    assert "recipe" in run_cli("--help", home=cai_home, check=True).stdout

@@ -1,0 +1,77 @@
+"""recipe=tiny end to end through the CLI: cache hits, reruns of changed nodes only, sweeps, resume after a kill."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT, run_cli
+
+SL = ["recipe=tiny", "targets=[sl_data]"]
+
+
+def plan_of(proc: subprocess.CompletedProcess) -> dict:
+    run_dir = Path(proc.stdout.split("run directory:")[-1].split()[0])
+    return {n["node"]: n for n in json.loads((run_dir / "plan.json").read_text())["nodes"]}
+
+
+def records(artifact: Path) -> list:
+    return [json.loads(line) for line in (artifact / "data.jsonl").read_text().splitlines()]
+
+
+def test_run_then_rerun_is_all_cache_hits(shared_home):
+    first = run_cli(*SL, home=shared_home, check=True)
+    node = plan_of(first)["sl_data"]
+    artifact = Path(node["path"])
+    assert len(records(artifact)) == 8 and (artifact / "DONE.json").is_file() and (artifact / "hf").is_dir()
+    for name in ("node.yaml", "lineage.json", "metrics.json", "samples.md", "constitution.yaml"):
+        assert (artifact / name).is_file(), name
+    started = time.perf_counter()
+    again = run_cli(*SL, home=shared_home, check=True)
+    assert plan_of(again)["sl_data"]["status"] == "cached" and time.perf_counter() - started < 30
+    run_dir = Path(again.stdout.split("run directory:")[-1].split()[0])
+    assert (run_dir / "artifacts" / "sl_data").resolve() == artifact and (run_dir / ".hydra").is_dir()
+
+
+def test_changing_a_field_reruns_the_node_and_refresh_recomputes(shared_home):
+    run_cli(*SL, home=shared_home, check=True)
+    changed = run_cli(*SL, "pipeline.sl_data.sampling.temperature=0.5", home=shared_home, check=True)
+    assert plan_of(changed)["sl_data"]["status"] == "run"
+    refreshed = run_cli(*SL, "cache.mode=refresh", home=shared_home, check=True)
+    assert plan_of(refreshed)["sl_data"]["status"] == "run"
+
+
+def test_multirun_gives_separate_jobs_and_keys(shared_home):
+    proc = run_cli("-m", *SL, "seed=1,2", "pipeline.sl_data.limit=2", home=shared_home, check=True)
+    run_dirs = sorted({Path(line.split("run directory:")[-1].strip()) for line in proc.stdout.splitlines()
+                       if "run directory:" in line})
+    assert len(run_dirs) == 2
+    keys = {json.loads((d / "plan.json").read_text())["nodes"][0]["key"] for d in run_dirs}
+    assert len(keys) == 2
+
+
+def test_sigkill_during_generation_then_rerun_resumes(cai_home):
+    args = [*SL, "pipeline.sl_data.limit=12", "pipeline.sl_data.chunk_size=2",
+            "pipeline.sl_data.sampling.max_new_tokens=48"]
+    env = {**os.environ, "CAI_HOME": str(cai_home)}
+    proc = subprocess.Popen([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    partial = cai_home / "store" / ".partial"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        written = [p for p in partial.glob("*/data.jsonl") if p.read_text().count("\n") >= 2]
+        if written:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "generation finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = written[0].read_text().count("\n")
+    rerun = run_cli(*args, home=cai_home, check=True)
+    assert "resuming" in rerun.stderr + rerun.stdout
+    rows = records(Path(plan_of(rerun)["sl_data"]["path"]))
+    assert len(rows) == 12 and len({r["id"] for r in rows}) == 12 and done_before < 12
