@@ -14,6 +14,7 @@ class EngineStats:
     prompts: int = 0
     generated_tokens: int = 0
     prompt_tokens: int = 0
+    prefix_tokens_reused: int = 0
     seconds: float = 0.0
 
 

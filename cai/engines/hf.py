@@ -21,6 +21,7 @@ class HFEngine:
         self.model = load_causal_lm(spec, home)
         self.stats = EngineStats()
         self.stop_ids = _stop_ids(self.tokenizer)
+        self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache
 
     def render(self, chat: Chat) -> str:
         """The exact prompt text for a chat (chat template, or a Human:/Assistant: transcript)."""
@@ -34,15 +35,29 @@ class HFEngine:
 
         start = time.perf_counter()
         encoded = [self.tokenizer(self.render(c), add_special_tokens=False).input_ids for c in chats]
+        shared = shared_prefix_length(encoded, self.min_shared_prefix)
+        prefix = self._prefix_cache(encoded[0][:shared]) if shared else None
         replies: List[str] = [""] * len(chats)
-        for number, batch in enumerate(self._batches(encoded, sampling.max_new_tokens)):
+        for number, batch in enumerate(self._batches([ids[shared:] for ids in encoded], sampling.max_new_tokens)):
             torch.manual_seed(seed * 100_003 + number)  # the same batches get the same draws on a rerun
-            for index, text in zip(batch, self._generate_batch([encoded[i] for i in batch], sampling)):
+            texts = self._generate_batch([encoded[i] for i in batch], sampling, shared, prefix)
+            for index, text in zip(batch, texts):
                 replies[index] = text
         self.stats.prompts += len(chats)
         self.stats.prompt_tokens += sum(map(len, encoded))
         self.stats.seconds += time.perf_counter() - start
         return replies
+
+    def _prefix_cache(self, prefix: List[int]):
+        """KV cache of the prompt prefix every chat shares (system prompt, few-shot exemplars), computed once."""
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            self.model(input_ids=torch.tensor([prefix], device=self.model.device), cache=cache, use_cache=True)
+        self.stats.prefix_tokens_reused += len(prefix)
+        return cache
 
     def _batches(self, encoded: List[List[int]], max_new: int) -> List[List[int]]:
         by_length = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
@@ -57,20 +72,43 @@ class HFEngine:
             longest = max(longest, len(encoded[i]))
         return batches + ([current] if current else [])
 
-    def _generate_batch(self, ids: List[List[int]], sampling) -> List[str]:
+    def _generate_batch(self, ids: List[List[int]], sampling, shared: int, prefix) -> List[str]:
+        import copy
+
         import torch
 
-        batch = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.model.device)
+        # [shared prefix][padding][own suffix]: the prefix's cached keys/values are reused by every row, and the
+        # attention mask hides the padding in the middle (positions come from the mask's cumulative sum).
+        width = max(len(row) for row in ids) - shared
+        pad = self.tokenizer.pad_token_id
+        input_ids = [row[:shared] + [pad] * (width - len(row) + shared) + row[shared:] for row in ids]
+        mask = [[1] * shared + [0] * (width - len(row) + shared) + [1] * (len(row) - shared) for row in ids]
+        device = self.model.device
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                      repetition_penalty=sampling.repetition_penalty, eos_token_id=self.stop_ids,
-                      pad_token_id=self.tokenizer.pad_token_id)
+                      repetition_penalty=sampling.repetition_penalty, eos_token_id=self.stop_ids, pad_token_id=pad)
         if sampling.do_sample:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
+        if prefix is not None:
+            cache = copy.deepcopy(prefix)
+            cache.batch_repeat_interleave(len(ids))
+            kwargs["cache"] = cache
         with torch.inference_mode():
-            out = self.model.generate(**batch, **kwargs)
-        new = out[:, batch["input_ids"].shape[1]:]
+            out = self.model.generate(input_ids=torch.tensor(input_ids, device=device),
+                                      attention_mask=torch.tensor(mask, device=device), **kwargs)
+        new = out[:, len(input_ids[0]):]
         self.stats.generated_tokens += _count_until_stop(new, self.stop_ids)
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+
+def shared_prefix_length(encoded: List[List[int]], minimum: int) -> int:
+    """Tokens every prompt starts with (leaving each at least one of its own); 0 when fewer than `minimum`."""
+    if len(encoded) < 2:
+        return 0
+    first, length = encoded[0], min(map(len, encoded)) - 1
+    for row in encoded[1:]:
+        common = next((i for i, (a, b) in enumerate(zip(first[:length], row)) if a != b), length)
+        length = min(length, common)
+    return length if length >= minimum else 0
 
 
 def _stop_ids(tokenizer) -> List[int]:
