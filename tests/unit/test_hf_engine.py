@@ -1,0 +1,45 @@
+"""The hf engine on the tiny model: shared-prefix KV reuse changes nothing but speed; batching is seeded."""
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from cai.config import compose_run
+from cai.engines.hf import HFEngine, shared_prefix_length
+
+GREEDY = OmegaConf.create({"temperature": 1.0, "top_p": 1.0, "top_k": 0, "do_sample": False,
+                           "max_new_tokens": 8, "repetition_penalty": 1.5})
+
+
+def test_shared_prefix_length_leaves_every_prompt_a_token():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]], minimum=1) == 3
+    assert shared_prefix_length([[1, 2], [1, 2, 3]], minimum=1) == 1
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 4]], minimum=3) == 0
+    assert shared_prefix_length([[1, 2, 3]], minimum=1) == 0
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    cfg = compose_run(["recipe=tiny"])
+    return HFEngine(cfg.models.generator, tmp_path_factory.mktemp("home"))
+
+
+def test_prefix_cache_gives_the_same_replies(engine):
+    exemplar = [{"role": "user", "content": "An exemplar question about safety " * 6},
+                {"role": "assistant", "content": "An exemplar answer. " * 6}]
+    chats = [exemplar + [{"role": "user", "content": f"question {i}" + "!" * i}] for i in range(5)]
+    engine.min_shared_prefix = 10**9
+    plain = engine.generate(chats, GREEDY, seed=0)
+    engine.min_shared_prefix = 16
+    reused_before = engine.stats.prefix_tokens_reused
+    cached = engine.generate(chats, GREEDY, seed=0)
+    assert engine.stats.prefix_tokens_reused > reused_before
+    assert cached == plain
+
+
+def test_sampling_is_deterministic_for_a_seed(engine):
+    sampled = OmegaConf.merge(GREEDY, {"do_sample": True, "temperature": 5.0})  # flat enough that seeds matter
+    chats = [[{"role": "user", "content": f"q{i}"}] for i in range(3)]
+    first = engine.generate(chats, sampled, seed=3)
+    assert engine.generate(chats, sampled, seed=3) == first
+    assert engine.generate(chats, sampled, seed=4) != first
