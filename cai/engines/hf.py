@@ -29,6 +29,17 @@ class HFEngine:
             chat = [{"role": "system", "content": self.spec.system_prompt}] + chat
         return render_chat(chat, self.tokenizer)
 
+    def has_chat_template(self) -> bool:
+        """Whether chats render through the model's own chat template (else a Human:/Assistant: transcript)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def choice_logprobs(self, prompts: List, options: List[List[str]]) -> List[List[float]]:
+        """Per prompt (raw text, or a chat whose last assistant turn is continued), each option's log-prob summed
+        over its tokens; one pass per prompt, options from its KV cache (cai/feedback/forward.py)."""
+        from cai.feedback.scorer import hf_choice_logprobs
+
+        return hf_choice_logprobs(self, prompts, options)
+
     def generate(self, chats: List[Chat], sampling, seed: int) -> List[str]:
         """One reply per chat; batches are filled by a token budget, longest first, to cut padding."""
         import torch
@@ -76,6 +87,9 @@ class HFEngine:
         import copy
 
         import torch
+        from transformers import LogitsProcessorList
+
+        from cai.engines.sampling import FastTopP
 
         # [shared prefix][padding][own suffix]: the prefix's cached keys/values are reused by every row, and the
         # attention mask hides the padding in the middle (positions come from the mask's cumulative sum).
@@ -87,7 +101,9 @@ class HFEngine:
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
                       repetition_penalty=sampling.repetition_penalty, eos_token_id=self.stop_ids, pad_token_id=pad)
         if sampling.do_sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k)
+            kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=1.0)
+            if sampling.top_p < 1.0:  # our top-p: exact, without sorting the whole vocabulary every step
+                kwargs["logits_processor"] = LogitsProcessorList([FastTopP(sampling.top_p)])
         if prefix is not None:
             cache = copy.deepcopy(prefix)
             cache.batch_repeat_interleave(len(ids))
