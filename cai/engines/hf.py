@@ -89,7 +89,7 @@ class HFEngine:
         import torch
         from transformers import LogitsProcessorList
 
-        from cai.engines.sampling import FastTopP
+        from cai.engines.sampling import GumbelSampler
 
         # [shared prefix][padding][own suffix]: the prefix's cached keys/values are reused by every row, and the
         # attention mask hides the padding in the middle (positions come from the mask's cumulative sum).
@@ -98,12 +98,11 @@ class HFEngine:
         input_ids = [row[:shared] + [pad] * (width - len(row) + shared) + row[shared:] for row in ids]
         mask = [[1] * shared + [0] * (width - len(row) + shared) + [1] * (len(row) - shared) for row in ids]
         device = self.model.device
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
-                      repetition_penalty=sampling.repetition_penalty, eos_token_id=self.stop_ids, pad_token_id=pad)
-        if sampling.do_sample:
-            kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=1.0)
-            if sampling.top_p < 1.0:  # our top-p: exact, without sorting the whole vocabulary every step
-                kwargs["logits_processor"] = LogitsProcessorList([FastTopP(sampling.top_p)])
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, eos_token_id=self.stop_ids,
+                      repetition_penalty=sampling.repetition_penalty, pad_token_id=pad)
+        if sampling.do_sample:  # sampled by our processor (no full-vocabulary sort or multinomial), picked greedily
+            sampler = GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if prefix is not None:
             cache = copy.deepcopy(prefix)
             cache.batch_repeat_interleave(len(ids))

@@ -24,3 +24,15 @@ def test_same_kept_set_as_transformers(top_p, scale):
 def test_keeps_the_top_token_even_for_tiny_top_p():
     scores = torch.tensor([[0.0, 5.0, 1.0]])
     assert torch.isfinite(FastTopP(1e-6)(None, scores)).tolist() == [[False, True, False]]
+
+
+def test_gumbel_sampler_draws_from_the_nucleus_with_the_right_frequencies():
+    from cai.engines.sampling import GumbelSampler
+
+    torch.manual_seed(0)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(20000, 1)
+    picked = GumbelSampler(temperature=1.0, top_p=0.9)(None, logits).argmax(dim=-1)
+    freq = torch.bincount(picked, minlength=4).float() / len(picked)
+    # nucleus {0, 1, 2} (mass before token 2 is 0.8 < 0.9); renormalized 0.5/0.95, 0.3/0.95, 0.15/0.95
+    assert freq[3] == 0
+    assert torch.allclose(freq[:3], torch.tensor([0.5, 0.3, 0.15]) / 0.95, atol=0.015)
