@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from cai import graph
 from cai.graph import Node
 from cai.registry import CaiError
+from cai.report import write_report
 from cai.report_table import print_plan, print_summary
 from cai.stages.base import Input, StageContext, log
 from cai.store import Store, read_json, write_json
@@ -61,6 +62,7 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
         link(run_dir / "artifacts" / node.name, result.path)
         results.append(result)
     print_summary(results, run_dir)
+    write_report(run_dir, cfg)  # report.md + plots/; a report failure only logs a warning
     return results
 
 

@@ -1,0 +1,1 @@
+"""Evaluation statistics: Bradley-Terry Elo and pairwise win rates with confidence intervals (pure numpy)."""
