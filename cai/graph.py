@@ -67,17 +67,25 @@ def build_nodes(cfg: DictConfig) -> Dict[str, Node]:
             continue
         stage = get_stage(node_cfg.kind, f"pipeline.{name}.kind")
         inputs = {}
-        for slot, ref in (node_cfg.get("inputs") or {}).items():
+        for slot, (ref, key) in node_refs(stage, node_cfg).items():
             if ref is None:
                 continue
-            where = f"pipeline.{name}.inputs.{slot}"
+            where = f"pipeline.{name}.{key}"
             inputs[slot] = resolved = resolve_ref(str(ref), where, cfg)
-            accepted = stage.consumes.get(slot, ())
+            accepted = stage.consumes.get(slot.split(".")[0], ())
             if resolved.produces not in accepted and not (resolved.produces == "data" and "data" in accepted):
                 raise CaiError(f"{where}: {ref!r} produces {resolved.produces!r} but {stage.name} needs "
                                f"{' or '.join(accepted)}")
         nodes[name] = Node(name, stage, node_cfg, inputs)
     return nodes
+
+
+def node_refs(stage: StageKind, node_cfg: DictConfig) -> Dict[str, Tuple[Any, str]]:
+    """slot -> (reference, config key): the node's `inputs`, plus references its stage keeps elsewhere (mixtures)."""
+    refs = {slot: (ref, f"inputs.{slot}") for slot, ref in (node_cfg.get("inputs") or {}).items()}
+    if stage.refs:
+        refs.update(stage.refs(node_cfg))
+    return refs
 
 
 def order(nodes: Dict[str, Node], targets: List[str]) -> List[Node]:
@@ -148,6 +156,9 @@ def plan(cfg: DictConfig) -> List[Node]:
     if not nodes:
         raise CaiError("pipeline is empty: choose a recipe, e.g. `python -m cai recipe=smol`")
     planned = order(nodes, list(cfg.targets))
+    for node in planned:  # stage-specific checks (e.g. TRL trainer args) before anything runs, dry runs included
+        if node.stage.check:
+            node.stage.check(node.cfg, f"pipeline.{node.name}")
     assign_keys(planned, cfg)
     return planned
 

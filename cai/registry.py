@@ -21,6 +21,12 @@ class StageKind:
     consumes: Mapping[str, Tuple[str, ...]]
     context: Optional[Callable] = None
     """`(run_cfg, node_cfg) -> dict`: the run-wide config the stage reads (e.g. constitution parts); keyed too."""
+    refs: Optional[Callable] = None
+    """`node_cfg -> {slot: (reference, config key)}`: references kept outside `inputs` (e.g. weighted mixture
+    sources); the graph resolves, type-checks (by the slot's name before the first dot) and keys them like inputs."""
+    check: Optional[Callable] = None
+    """`(node_cfg, where) -> None`: plan-time validation needing the stage's own libraries (e.g. building TRL's
+    config from a pass-through dict); raises CaiError naming the key, before anything runs, dry runs included."""
 
 
 STAGES: Dict[str, StageKind] = {}
@@ -28,11 +34,11 @@ ENGINES: Dict[str, Callable] = {}
 
 
 def stage(name: str, *, schema: type, version: int, produces: str, consumes: Mapping[str, Tuple[str, ...]],
-          context: Optional[Callable] = None):
+          context: Optional[Callable] = None, refs: Optional[Callable] = None, check: Optional[Callable] = None):
     """Register a stage function under `name`; bump `version` whenever its output for the same config changes."""
 
     def register(fn: Callable) -> Callable:
-        STAGES[name] = StageKind(name, fn, schema, version, produces, dict(consumes), context)
+        STAGES[name] = StageKind(name, fn, schema, version, produces, dict(consumes), context, refs, check)
         return fn
 
     return register

@@ -1,0 +1,76 @@
+"""Helpful data for the SL-CAI mixture (Bai et al. 2022, sec. 3.1: the SL-CAI model is also trained on the helpful
+model's own answers to helpfulness prompts, so it keeps its helpfulness): the generator answers prompts, once."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from cai import data
+from cai.constitution import stable_rng
+from cai.progress import StageProgress
+from cai.registry import stage
+from cai.schema import Sampling
+from cai.stages.base import StageConfig, StageContext, append_jsonl, log, resume_jsonl
+
+
+@dataclass
+class AnswerPromptsInputs:
+    prompts: str = "cai://helpful"
+    """Prompts to answer: a node, or a source URI (cai://, file://, hf://)."""
+    generator: str = "models.generator"
+
+
+@dataclass
+class AnswerPromptsConfig(StageConfig):
+    kind: str = "answer_prompts"
+    inputs: AnswerPromptsInputs = field(default_factory=AnswerPromptsInputs)
+    sampling: Sampling = field(default_factory=Sampling)
+    limit: Optional[int] = None
+    """Use only the first N prompts (after shuffling)."""
+    shuffle: bool = False
+    max_prompt_chars: int = 2000
+    chunk_size: int = 32
+    """Prompts per generation chunk; each finished chunk is appended to disk, so a killed run resumes."""
+
+
+@stage("answer_prompts", schema=AnswerPromptsConfig, version=1, produces="conversations",
+       consumes={"prompts": ("data", "prompts"), "generator": ("model",)})
+def answer_prompts(ctx: StageContext) -> Dict[str, Any]:
+    """`{id, prompt, answer}` records into data.jsonl (resuming), and hf/ with a `messages` column."""
+    cfg = ctx.cfg
+    prompts, source_stats = data.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
+                                              cfg.max_prompt_chars)
+    out = ctx.workdir / "data.jsonl"
+    done = {row["id"] for row in resume_jsonl(out)}
+    todo = [p for p in prompts if p["id"] not in done]
+    if done:
+        log.info("%s: resuming, %d of %d prompts already done", ctx.node, len(done), len(prompts))
+    engine = ctx.engine("generator")
+    with StageProgress(ctx.node, total=len(prompts), done=len(done), engine=engine) as progress:
+        for start in range(0, len(todo), cfg.chunk_size):
+            chunk = todo[start:start + cfg.chunk_size]
+            seed = stable_rng(ctx.seed, chunk[0]["id"], "answer").randrange(2**31)
+            answers = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], cfg.sampling, seed)
+            append_jsonl(out, [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)])
+            progress.advance(len(chunk))
+    records = {r["id"]: r for r in resume_jsonl(out)}
+    records = [records[p["id"]] for p in prompts]
+    export(records, ctx)
+    empty = sum(1 for r in records if not r["answer"])
+    return {"records": len(records), "empty_answers": empty,
+            "mean_answer_chars": sum(len(r["answer"]) for r in records) / max(len(records), 1),
+            "source": source_stats, **progress.metrics()}
+
+
+def export(records: List[dict], ctx: StageContext) -> None:
+    """hf/ (prompt, messages, id, category; empty answers dropped) and samples.md."""
+    from datasets import Dataset
+
+    rows = [{"id": r["id"], "category": r.get("category", ""), "prompt": r["prompt"],
+             "messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["answer"]}]}
+            for r in records if r["answer"]]
+    Dataset.from_list(rows).save_to_disk(str(ctx.workdir / "hf"))
+    lines = [f"# {ctx.node}: answers ({min(ctx.cfg.num_samples, len(records))} of {len(records)})", ""]
+    for r in records[:ctx.cfg.num_samples]:
+        lines += [f"## {r['id']}", "", f"**Prompt:** {r['prompt']}", "", f"**Answer:** {r['answer']}", ""]
+    (ctx.workdir / "samples.md").write_text("\n".join(lines), encoding="utf-8")

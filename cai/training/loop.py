@@ -1,0 +1,165 @@
+"""What the training stages share: their common config fields, TRL arguments from the pass-through dict, resume
+from the last checkpoint in the workdir, before/after held-out evaluation, metrics, the artifact and samples.md."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from cai.registry import CaiError
+from cai.stages.base import StageConfig, StageContext, log
+from cai.store import read_json, write_json
+from cai.training import launch, lora, mixture, trainer_args
+from cai.training.lora import LoraOptions
+from cai.training.mixture import MixturePart
+
+# ModelSpec fields a trained artifact inherits from the model it started from (source and path are the artifact's).
+INHERITED_SPEC = ("dtype", "chat_template", "system_prompt", "trust_remote_code", "engine", "max_batch_tokens",
+                  "max_batch_size")
+DTYPES = (None, "auto", "bfloat16", "float16", "float32")
+
+
+@dataclass
+class TrainingConfig(StageConfig):
+    """Fields every training stage has; sft and dpo extend it."""
+
+    mixture: List[MixturePart] = field(default_factory=list)
+    """Weighted training sources: [{source: sl_data, weight: 1.0}, {source: "hf://...", weight: 0.1}]."""
+    trainer: Dict[str, Any] = field(default_factory=dict)
+    """Passed through to TRL's config class (SFTConfig / DPOConfig); checked at plan time."""
+    lora: LoraOptions = field(default_factory=LoraOptions)
+    launcher: str = "subprocess"
+    """inprocess | subprocess (a child process, memory freed after) | accelerate (not part of the key)."""
+    accelerate_config: str = "cpu"
+    """conf/accelerate/<name>.yaml used by launcher=accelerate: cpu, multi_gpu, fsdp, deepspeed_zero3."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~20-30% slower."""
+    dtype: Optional[str] = None
+    """Weights dtype while training; null: the model spec's under LoRA (frozen base), float32 master weights for
+    full fine-tuning (bf16 autocast does the math where the hardware has it)."""
+    eval_fraction: float = 0.1
+    """Share of each source held out (seeded) for the eval loss before and after training."""
+    eval_max: int = 200
+    keep_checkpoints: bool = False
+    """Keep <artifact>/checkpoints (optimizer states: large) after training finishes."""
+    sample_max_new_tokens: int = 64
+    """Length of the greedy answers to `num_samples` held-out prompts in samples.md."""
+
+
+def check_common(node_cfg, where: str, config_cls: type) -> None:
+    """Launcher, mixture, LoRA and the TRL config built from `trainer`, as the stage would build it."""
+    from omegaconf import OmegaConf
+
+    launch.check_launcher(node_cfg, where)
+    mixture.check_mixture(node_cfg, where)
+    lora.check_lora(node_cfg.lora, where)
+    if node_cfg.dtype not in DTYPES:
+        raise CaiError(f"{where}.dtype: {node_cfg.dtype!r} unknown; available: null, {', '.join(DTYPES[1:])}")
+    if not 0 <= node_cfg.eval_fraction < 1:
+        raise CaiError(f"{where}.eval_fraction: must be in [0, 1), got {node_cfg.eval_fraction}")
+    trainer = OmegaConf.to_container(node_cfg.trainer, resolve=True)
+    trainer_args.build(config_cls, trainer, f"{where}.trainer", hardware_defaults(0),
+                       stage_fixed(node_cfg, Path("WORKDIR")))
+
+
+def hardware_defaults(seed: int) -> Dict[str, Any]:
+    """Defaults the `trainer` dict may override: bf16 where the GPU or CPU computes it, CPU when there is no GPU."""
+    import torch
+
+    from cai.models import cpu_has_bf16
+
+    cuda = torch.cuda.is_available()
+    return {"bf16": torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16(), "use_cpu": not cuda,
+            "report_to": "none", "seed": seed, "save_strategy": "steps"}
+
+
+def stage_fixed(node_cfg, workdir: Path) -> Dict[str, Any]:
+    """Arguments the stage owns: checkpoints in the workdir (resume), checkpointing from the stage field."""
+    return {"output_dir": str(workdir / "checkpoints"), "activation_checkpointing": node_cfg.gradient_checkpointing}
+
+
+def trainer_config(config_cls: type, ctx: StageContext, **extra) -> Any:
+    """The TRL config for this run (`extra` are stage-derived defaults, e.g. DPO's label smoothing)."""
+    from omegaconf import OmegaConf
+
+    trainer = {**extra, **OmegaConf.to_container(ctx.cfg.trainer, resolve=True)}
+    return trainer_args.build(config_cls, trainer, f"pipeline.{ctx.node}.trainer", hardware_defaults(ctx.seed),
+                              stage_fixed(ctx.cfg, ctx.workdir))
+
+
+def train_dtype(cfg, spec) -> Any:
+    """Frozen LoRA bases train in the spec's dtype; full fine-tuning keeps float32 master weights by default."""
+    import torch
+
+    from cai.models import resolve_dtype
+
+    if cfg.dtype:
+        return resolve_dtype(cfg.dtype)
+    return resolve_dtype(spec.dtype) if cfg.lora.enabled else torch.float32
+
+
+def last_checkpoint(folder: Path) -> Optional[Path]:
+    """The newest complete checkpoint (trainer_state.json is written last); torn ones from a kill are removed."""
+    found = [p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    for path in sorted(found, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return path
+        log.warning("dropping incomplete %s (interrupted while saving)", path.name)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def fit(trainer: Any, ctx: StageContext) -> Dict[str, Any]:
+    """Evaluate, train (resuming from the last checkpoint), evaluate again; return metrics and the log history."""
+    before_file = ctx.workdir / "eval_before.json"
+    has_eval = trainer.eval_dataset is not None and len(trainer.eval_dataset) > 0
+    if has_eval and not before_file.is_file():  # kept in the workdir so a resumed run does not redo it
+        write_json(before_file, trainer.evaluate())
+    resume = last_checkpoint(ctx.workdir / "checkpoints")
+    if resume:
+        log.info("%s: resuming from %s", ctx.node, resume.name)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    after = trainer.evaluate() if has_eval else {}
+    before = read_json(before_file) if has_eval else {}
+    return {"train_loss": result.training_loss, "steps": result.global_step,
+            "resumed_from": resume.name if resume else None, "train_runtime_s": result.metrics.get("train_runtime"),
+            "device": str(trainer.args.device), "bf16": trainer.args.bf16, "processes": trainer.args.world_size,
+            "eval_before": before, "eval_after": after, "log_history": trainer.state.log_history}
+
+
+def curve(history: List[Dict[str, Any]], keys: List[str]) -> List[Dict[str, Any]]:
+    """The training log as `{step, key: value}` rows (the loss curve, and DPO reward accuracy and margins)."""
+    return [{"step": h["step"], **{k: h[k] for k in keys if k in h}} for h in history if "loss" in h]
+
+
+def finish(trainer: Any, tokenizer: Any, ctx: StageContext, spec) -> Path:
+    """Save model/ and model_spec.yaml, then drop the checkpoints (unless kept); returns model/."""
+    out = ctx.workdir / "model"
+    lora.save_model(trainer, tokenizer, out, ctx.cfg.lora)
+    if trainer.is_world_process_zero():
+        inherited = {k: spec[k] for k in INHERITED_SPEC if k in spec}
+        (ctx.workdir / "model_spec.yaml").write_text(
+            f"# How to load the model {ctx.node} trained (source/path are filled in by the runner)\n"
+            + yaml.safe_dump(inherited, sort_keys=False))
+        if not ctx.cfg.keep_checkpoints:
+            shutil.rmtree(ctx.workdir / "checkpoints", ignore_errors=True)
+    return out
+
+
+def answer_samples(ctx: StageContext, model_dir: Path, spec, chats: List[List[dict]]) -> List[str]:
+    """The saved model (reloaded from disk, as a consumer would) answers a few held-out prompts, greedily."""
+    from omegaconf import OmegaConf
+
+    from cai.engines.hf import HFEngine
+    from cai.schema import ModelSpec, Sampling
+
+    if not chats:
+        return []
+    loaded = OmegaConf.merge(OmegaConf.structured(ModelSpec), {k: spec[k] for k in INHERITED_SPEC if k in spec},
+                             {"source": "local", "path": str(model_dir)})
+    engine = HFEngine(loaded, ctx.home)
+    sampling = Sampling(do_sample=False, max_new_tokens=ctx.cfg.sample_max_new_tokens)
+    return engine.generate(chats, sampling, ctx.seed)
