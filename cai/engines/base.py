@@ -26,3 +26,12 @@ class Engine(Protocol):
     def generate(self, chats: List[Chat], sampling, seed: int) -> List[str]:
         """One reply per chat, deterministic for a fixed seed and engine configuration."""
         ...
+
+    def choice_logprobs(self, prompts: List, options: List[List[str]]) -> List[List[float]]:
+        """Per prompt (raw text, or a chat whose final assistant turn is continued), the log-prob of each option
+        string continuing it, summed over the option's tokens."""
+        ...
+
+    def has_chat_template(self) -> bool:
+        """Whether chats render through the model's own chat template."""
+        ...

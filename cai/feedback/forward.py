@@ -1,0 +1,168 @@
+"""Option log-probs from a causal LM in as few forward passes as the options allow.
+
+Each prompt is run once. The options' shared leading tokens (e.g. " (" of " (A)" / " (B)") are appended to the
+prompt; when every option then has one token left, all options are read from the last position's logits (one pass
+per prompt). Longer options continue from the prompt's KV cache, expanded across the options, in one small extra
+pass. Prompts sharing a long token prefix (few-shot exemplars, one conversation under several principles or both A/B
+orders) are grouped: the prefix runs once and its cache is expanded across the group. Batches are filled by a token
+budget, longest first, left-padded with explicit position ids, so padding never changes a score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+
+@dataclass
+class Item:
+    """One prompt to score: its context (prompt + the options' common leading tokens) and each option's own tail."""
+
+    index: int
+    context: List[int]
+    n_common: int
+    tails: List[List[int]]
+
+    @property
+    def prompt_len(self) -> int:
+        """Tokens before the options' common leading tokens."""
+        return len(self.context) - self.n_common
+
+
+def prepare(index: int, prompt: List[int], options: Sequence[List[int]]) -> Item:
+    """Move the options' common leading tokens into the context, leaving every option at least one token."""
+    if not prompt:
+        raise ValueError(f"prompt {index} is empty: nothing predicts the first option token")
+    if not options or any(not o for o in options):
+        raise ValueError(f"prompt {index}: every option needs at least one token")
+    common = 0
+    shortest = min(len(o) for o in options)
+    while common < shortest - 1 and all(o[common] == options[0][common] for o in options):
+        common += 1
+    return Item(index, prompt + list(options[0][:common]), common, [list(o[common:]) for o in options])
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def prefix_groups(items: List[Item], min_shared: int) -> List[Tuple[int, List[Item]]]:
+    """(shared prefix length, items) groups in token order; a prompt joins the previous group while the tokens
+    saved do not shrink. Prompts that share nothing worth caching end up in one group with prefix 0."""
+    groups: List[Tuple[int, List[Item]]] = []
+    for item in sorted(items, key=lambda it: it.context):
+        limit = item.prompt_len - 1  # the prompt's last token must be in each row's own part
+        if groups and min_shared > 0:
+            shared, members = groups[-1]
+            joined = min(common_prefix(members[0].context, item.context), shared, limit)
+            if joined >= min_shared and joined * len(members) >= shared * (len(members) - 1):
+                groups[-1] = (joined, members + [item])
+                continue
+        groups.append((limit, [item]))
+    loose = [it for shared, members in groups if len(members) == 1 for it in members]
+    kept = [(shared, members) for shared, members in groups if len(members) > 1]
+    return kept + ([(0, loose)] if loose else [])
+
+
+def length_batches(items: List[Item], max_tokens: int, max_size: int, min_fill: float = 0.8) -> List[List[Item]]:
+    """Longest first; a batch's rows times its padded width (its first row's) stay within `max_tokens`, and a row
+    shorter than `min_fill` of that width starts a new batch (padding is pure waste on a compute-bound CPU)."""
+    batches, current = [], []
+    for item in sorted(items, key=lambda it: -len(it.context)):
+        width = len((current[0] if current else item).context) + max(len(t) for t in item.tails)
+        if current and (width * (len(current) + 1) > max_tokens or len(current) >= max_size
+                        or len(item.context) < min_fill * len(current[0].context)):
+            batches.append(current)
+            current = []
+        current.append(item)
+    return batches + ([current] if current else [])
+
+
+def option_logprobs(model: Any, prompts: List[List[int]], options: List[List[List[int]]], pad_id: int,
+                    max_tokens: int = 16384, max_size: int = 64, min_shared: int = 32) -> List[List[float]]:
+    """Per prompt, each option's log-prob summed over its tokens, given the prompt (token ids in, floats out)."""
+    import torch
+
+    items = [prepare(i, p, o) for i, (p, o) in enumerate(zip(prompts, options))]
+    scores: List[Optional[List[float]]] = [None] * len(items)
+    with torch.inference_mode():
+        for shared, group in prefix_groups(items, min_shared):
+            cache = run_prefix(model, group[0].context[:shared]) if shared else None
+            for batch in length_batches(group, max_tokens, max_size):
+                for item, row in zip(batch, score_batch(model, batch, shared, cache, pad_id)):
+                    scores[item.index] = row
+    return scores  # type: ignore[return-value]
+
+
+def run_prefix(model: Any, ids: List[int]) -> Any:
+    """The KV cache of a prefix shared by a group of prompts, computed once."""
+    import torch
+
+    out = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True, logits_to_keep=1)
+    return out.cache
+
+
+def expand(model: Any, cache: Any, rows: List[int]) -> Any:
+    """A new cache holding `cache`'s batch rows `rows` (repeats allowed); the original stays untouched."""
+    import torch
+    from transformers import DynamicCache
+
+    index = torch.tensor(rows, device=model.device)
+    layers = [(k.index_select(0, index), v.index_select(0, index)) for k, v, *_ in cache]
+    return DynamicCache(layers, config=model.config)
+
+
+def score_batch(model: Any, batch: List[Item], shared: int, cache: Any, pad_id: int) -> List[List[float]]:
+    """One pass over the batch's contexts (after the shared prefix); option tails longer than a token continue from
+    its cache in a second pass."""
+    import torch
+
+    device = model.device
+    suffixes = [it.context[shared:] for it in batch]
+    width = max(map(len, suffixes))
+    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in suffixes], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device)
+    mask = torch.cat([torch.ones(len(batch), shared, dtype=mask.dtype, device=device), mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    long_tails = any(len(t) > 1 for it in batch for t in it.tails)
+    keep = max(it.n_common for it in batch) + 1
+    past = expand(model, cache, [0] * len(batch)) if cache is not None else None
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=past,
+                use_cache=long_tails, logits_to_keep=keep)
+    logp = out.logits.float().log_softmax(-1)
+    scores = []
+    for row, item in enumerate(batch):
+        n = item.n_common
+        base = sum(float(logp[row, keep - 1 - n + j, item.context[-n + j]]) for j in range(n))
+        scores.append([base + float(logp[row, keep - 1, tail[0]]) for tail in item.tails])
+    if long_tails:
+        continue_tails(model, out.cache, mask, batch, scores, pad_id)
+    return scores
+
+
+def continue_tails(model: Any, cache: Any, mask: Any, batch: List[Item], scores: List[List[float]],
+                   pad_id: int) -> None:
+    """Add the log-probs of option tokens after the first: every (prompt, option) row continues from the prompt's
+    cache (expanded per option), right-padded, in one pass."""
+    import torch
+
+    rows = [(r, o) for r, it in enumerate(batch) for o, tail in enumerate(it.tails) if len(tail) > 1]
+    index = torch.tensor([r for r, _ in rows], device=mask.device)
+    cache.reorder_cache(index)  # index_select with repeats: one cache row per (prompt, option)
+    inputs = [batch[r].tails[o][:-1] for r, o in rows]  # token j predicts token j + 1
+    width = max(map(len, inputs))
+    ids = torch.tensor([t + [pad_id] * (width - len(t)) for t in inputs], device=mask.device)
+    new = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in inputs], device=mask.device)
+    start = mask.sum(-1).index_select(0, index)
+    positions = start[:, None] + torch.arange(width, device=mask.device)[None, :]
+    out = model(input_ids=ids, attention_mask=torch.cat([mask.index_select(0, index), new], dim=1),
+                position_ids=positions, cache=cache, use_cache=False)
+    logp = out.logits.float().log_softmax(-1)
+    for k, (r, o) in enumerate(rows):
+        tail = batch[r].tails[o]
+        scores[r][o] += sum(float(logp[k, j, tail[j + 1]]) for j in range(len(tail) - 1))
