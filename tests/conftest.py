@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# The tests' models are tiny: one thread beats two (no thread-pool sync per small matmul), and the CLI
+# subprocesses inherit it. Set before torch is imported by any test module.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
