@@ -7,10 +7,9 @@ from typing import Any, Dict, List, Optional
 
 from cai import data
 from cai.constitution import stable_rng
-from cai.progress import StageProgress
 from cai.registry import stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, append_jsonl, log, resume_jsonl
+from cai.stages.base import StageConfig, StageContext, resumable_chunks
 
 
 @dataclass
@@ -40,26 +39,19 @@ def answer_prompts(ctx: StageContext) -> Dict[str, Any]:
     cfg = ctx.cfg
     prompts, source_stats = data.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
-    out = ctx.workdir / "data.jsonl"
-    done = {row["id"] for row in resume_jsonl(out)}
-    todo = [p for p in prompts if p["id"] not in done]
-    if done:
-        log.info("%s: resuming, %d of %d prompts already done", ctx.node, len(done), len(prompts))
     engine = ctx.engine("generator")
-    with StageProgress(ctx.node, total=len(prompts), done=len(done), engine=engine) as progress:
-        for start in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[start:start + cfg.chunk_size]
-            seed = stable_rng(ctx.seed, chunk[0]["id"], "answer").randrange(2**31)
-            answers = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], cfg.sampling, seed)
-            append_jsonl(out, [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)])
-            progress.advance(len(chunk))
-    records = {r["id"]: r for r in resume_jsonl(out)}
-    records = [records[p["id"]] for p in prompts]
+
+    def answer(chunk):
+        seed = stable_rng(ctx.seed, chunk[0]["id"], "answer").randrange(2**31)
+        answers = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], cfg.sampling, seed)
+        return [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)]
+
+    records, rates = resumable_chunks(ctx, prompts, engine, answer)
     export(records, ctx)
     empty = sum(1 for r in records if not r["answer"])
     return {"records": len(records), "empty_answers": empty,
             "mean_answer_chars": sum(len(r["answer"]) for r in records) / max(len(records), 1),
-            "source": source_stats, **progress.metrics()}
+            "source": source_stats, **rates}
 
 
 def export(records: List[dict], ctx: StageContext) -> None:

@@ -89,3 +89,22 @@ def append_jsonl(path: Path, rows: Iterable[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def resumable_chunks(ctx: StageContext, items: List[dict], engine: Any, process, what: str = "prompts"):
+    """Run `process(chunk) -> rows` over `items` chunk by chunk into workdir/data.jsonl, skipping ids already there
+    (a killed run resumes); returns the rows in `items` order and the throughput metrics."""
+    from cai.progress import StageProgress
+
+    out = ctx.workdir / "data.jsonl"
+    done = {row["id"] for row in resume_jsonl(out)}
+    todo = [item for item in items if item["id"] not in done]
+    if done:
+        log.info("%s: resuming, %d of %d %s already done", ctx.node, len(done), len(items), what)
+    with StageProgress(ctx.node, total=len(items), done=len(done), engine=engine) as progress:
+        for start in range(0, len(todo), ctx.cfg.chunk_size):
+            chunk = todo[start:start + ctx.cfg.chunk_size]
+            append_jsonl(out, process(chunk))
+            progress.advance(len(chunk))
+    by_id = {row["id"]: row for row in resume_jsonl(out)}
+    return [by_id[item["id"]] for item in items], progress.metrics()

@@ -8,10 +8,9 @@ from omegaconf import OmegaConf
 
 from cai import data
 from cai.constitution import fewshot_chat, sample_principles, selected_ids, stable_rng
-from cai.progress import StageProgress
 from cai.registry import CaiError, stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, append_jsonl, log, resume_jsonl
+from cai.stages.base import StageConfig, StageContext, resumable_chunks
 from cai.stages.postprocess import clean_critique, clean_revision, pick_final
 from cai.stages.sl_export import export_hf, write_samples
 
@@ -61,23 +60,12 @@ def critique_revision(ctx: StageContext) -> Dict[str, Any]:
         raise CaiError(f"pipeline.{ctx.node}.revisions must be >= 1, got {cfg.revisions}")
     prompts, source_stats = data.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
-    out = ctx.workdir / "data.jsonl"
-    done = {row["id"] for row in resume_jsonl(out)}
-    todo = [p for p in prompts if p["id"] not in done]
-    if done:
-        log.info("%s: resuming, %d of %d prompts already done", ctx.node, len(done), len(prompts))
     engine = ctx.engine("generator")
     prefix = fewshot_chat(ctx.context["exemplars"])
-    with StageProgress(ctx.node, total=len(prompts), done=len(done), engine=engine) as progress:
-        for start in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[start:start + cfg.chunk_size]
-            append_jsonl(out, run_chunk(chunk, prefix, ctx, engine))
-            progress.advance(len(chunk))
-    records = {r["id"]: r for r in resume_jsonl(out)}
-    records = [records[p["id"]] for p in prompts]  # source order, exactly one record per prompt
+    records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: run_chunk(chunk, prefix, ctx, engine))
     export_hf(records, ctx.workdir, ctx.context)
     write_samples(records, ctx.workdir / "samples.md", cfg.num_samples)
-    return {**summarize(records), "source": source_stats, **progress.metrics()}
+    return {**summarize(records), "source": source_stats, **rates}
 
 
 def run_chunk(chunk: List[dict], prefix: List[dict], ctx: StageContext, engine) -> List[dict]:

@@ -18,10 +18,9 @@ from omegaconf import OmegaConf
 from cai.constitution import selected_ids, stable_rng
 from cai.feedback import labels, prompt
 from cai.feedback.scorer import Choice, check_choice_config, score_choices
-from cai.progress import StageProgress
 from cai.registry import CaiError, stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, append_jsonl, log, read_jsonl, resume_jsonl
+from cai.stages.base import StageConfig, StageContext, read_jsonl, resumable_chunks
 from cai.feedback.export import export, summarize
 
 PAIRINGS = ("all", "adjacent")
@@ -106,21 +105,10 @@ def label_preferences(ctx: StageContext) -> Dict[str, Any]:
     if not todo_all:
         raise CaiError(f"pipeline.{ctx.node}: no response pairs to label in {ctx.inputs['pairs'].path} "
                        f"({skipped} pairs of identical responses skipped)")
-    out = ctx.workdir / "data.jsonl"
-    done = {row["id"] for row in resume_jsonl(out)}
-    todo = [c for c in todo_all if c["id"] not in done]
-    if done:
-        log.info("%s: resuming, %d of %d comparisons already labelled", ctx.node, len(done), len(todo_all))
     engine = ctx.engine("judge")
-    with StageProgress(ctx.node, total=len(todo_all), done=len(done), engine=engine) as progress:
-        for start in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[start:start + cfg.chunk_size]
-            append_jsonl(out, label_chunk(chunk, ctx, engine))
-            progress.advance(len(chunk))
-    by_id = {r["id"]: r for r in resume_jsonl(out)}
-    records = [by_id[c["id"]] for c in todo_all]
+    records, rates = resumable_chunks(ctx, todo_all, engine, lambda chunk: label_chunk(chunk, ctx, engine),
+                                      "comparisons")
     export(records, ctx)
-    rates = progress.metrics()
     return {**summarize(records), "skipped_identical_pairs": skipped, "method": cfg.method,
             "ensemble": cfg.ensemble, "debias": cfg.debias, "comparisons_per_s": rates["prompts_per_s"],
             "scored_prompt_tokens": engine.stats.prompt_tokens, **rates}

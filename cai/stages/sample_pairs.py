@@ -14,10 +14,9 @@ from omegaconf import MISSING, OmegaConf
 
 from cai import data
 from cai.constitution import stable_rng
-from cai.progress import StageProgress
 from cai.registry import CaiError, stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, append_jsonl, log, resume_jsonl
+from cai.stages.base import StageConfig, StageContext, resumable_chunks
 
 
 @dataclass
@@ -79,23 +78,11 @@ def check(node_cfg, where: str) -> None:
        consumes={"policy": ("model",), "prompts": ("data",)}, refs=prompt_refs, check=check)
 def sample_pairs(ctx: StageContext) -> Dict[str, Any]:
     """`k` responses per prompt of the mix into data.jsonl, resuming an interrupted run."""
-    cfg = ctx.cfg
     prompts, sources = select_prompts(ctx)
-    out = ctx.workdir / "data.jsonl"
-    done = {row["id"] for row in resume_jsonl(out)}
-    todo = [p for p in prompts if p["id"] not in done]
-    if done:
-        log.info("%s: resuming, %d of %d prompts already done", ctx.node, len(done), len(prompts))
     engine = ctx.engine("policy")
-    with StageProgress(ctx.node, total=len(prompts), done=len(done), engine=engine) as progress:
-        for start in range(0, len(todo), cfg.chunk_size):
-            chunk = todo[start:start + cfg.chunk_size]
-            append_jsonl(out, answer(chunk, ctx, engine))
-            progress.advance(len(chunk))
-    by_id = {r["id"]: r for r in resume_jsonl(out)}
-    records = [by_id[p["id"]] for p in prompts]
+    records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: answer(chunk, ctx, engine))
     write_samples(records, ctx)
-    return {**summarize(records), "sources": sources, **progress.metrics()}
+    return {**summarize(records), "sources": sources, **rates}
 
 
 def select_prompts(ctx: StageContext) -> Tuple[List[dict], List[dict]]:
