@@ -4,8 +4,9 @@ Each prompt is run once. The options' shared leading tokens (e.g. " (" of " (A)"
 prompt; when every option then has one token left, all options are read from the last position's logits (one pass
 per prompt). Longer options continue from the prompt's KV cache, expanded across the options, in one small extra
 pass. Prompts sharing a long token prefix (few-shot exemplars, one conversation under several principles or both A/B
-orders) are grouped: the prefix runs once and its cache is expanded across the group. Batches are filled by a token
-budget, longest first, left-padded with explicit position ids, so padding never changes a score.
+orders) share its computation: the prefix runs once, level by level like a trie, and its cache is expanded across
+the prompts below it. Batches are filled by a token budget, longest first, left-padded with explicit position ids,
+so padding never changes a score.
 """
 from __future__ import annotations
 
@@ -51,24 +52,6 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-def prefix_groups(items: List[Item], min_shared: int) -> List[Tuple[int, List[Item]]]:
-    """(shared prefix length, items) groups in token order; a prompt joins the previous group while the tokens
-    saved do not shrink. Prompts that share nothing worth caching end up in one group with prefix 0."""
-    groups: List[Tuple[int, List[Item]]] = []
-    for item in sorted(items, key=lambda it: it.context):
-        limit = item.prompt_len - 1  # the prompt's last token must be in each row's own part
-        if groups and min_shared > 0:
-            shared, members = groups[-1]
-            joined = min(common_prefix(members[0].context, item.context), shared, limit)
-            if joined >= min_shared and joined * len(members) >= shared * (len(members) - 1):
-                groups[-1] = (joined, members + [item])
-                continue
-        groups.append((limit, [item]))
-    loose = [it for shared, members in groups if len(members) == 1 for it in members]
-    kept = [(shared, members) for shared, members in groups if len(members) > 1]
-    return kept + ([(0, loose)] if loose else [])
-
-
 def length_batches(items: List[Item], max_tokens: int, max_size: int, min_fill: float = 0.8) -> List[List[Item]]:
     """Longest first; a batch's rows times its padded width (its first row's) stay within `max_tokens`, and a row
     shorter than `min_fill` of that width starts a new batch (padding is pure waste on a compute-bound CPU)."""
@@ -88,22 +71,44 @@ def option_logprobs(model: Any, prompts: List[List[int]], options: List[List[Lis
     """Per prompt, each option's log-prob summed over its tokens, given the prompt (token ids in, floats out)."""
     import torch
 
-    items = [prepare(i, p, o) for i, (p, o) in enumerate(zip(prompts, options))]
+    items = sorted((prepare(i, p, o) for i, (p, o) in enumerate(zip(prompts, options))), key=lambda it: it.context)
+    # shared prefix of each neighbour pair in token order, short of either prompt's last token
+    lcps = [min(common_prefix(a.context, b.context), a.prompt_len - 1, b.prompt_len - 1)
+            for a, b in zip(items, items[1:])]
     scores: List[Optional[List[float]]] = [None] * len(items)
     with torch.inference_mode():
-        for shared, group in prefix_groups(items, min_shared):
-            cache = run_prefix(model, group[0].context[:shared]) if shared else None
-            for batch in length_batches(group, max_tokens, max_size):
-                for item, row in zip(batch, score_batch(model, batch, shared, cache, pad_id)):
-                    scores[item.index] = row
+        min_shared = min_shared if min_shared > 0 else 1 << 30  # <= 0 turns prefix sharing off
+        visit(model, items, lcps, 0, None, scores, (pad_id, max_tokens, max_size, min_shared))
     return scores  # type: ignore[return-value]
 
 
-def run_prefix(model: Any, ids: List[int]) -> Any:
-    """The KV cache of a prefix shared by a group of prompts, computed once."""
+def visit(model: Any, items: List[Item], lcps: List[int], depth: int, cache: Any, scores: list, opts: tuple) -> None:
+    """Score token-sorted `items` that share `depth` tokens (held in `cache`): each run of neighbours sharing at
+    least `min_shared` more tokens extends the cache once and recurses (a prefix trie: exemplars once, then each
+    conversation once, ...); the rest are batched on this cache."""
+    pad_id, max_tokens, max_size, min_shared = opts
+    loose, start = [], 0
+    for end in range(1, len(items) + 1):
+        if end < len(items) and lcps[end - 1] >= depth + min_shared:
+            continue  # items[end] still shares enough with items[end - 1]
+        if end - start > 1:
+            shared = min(lcps[start:end - 1])
+            child = run_prefix(model, items[start].context[depth:shared], cache)
+            visit(model, items[start:end], lcps[start:end - 1], shared, child, scores, opts)
+        else:
+            loose.append(items[start])
+        start = end
+    for batch in length_batches(loose, max_tokens, max_size):
+        for item, row in zip(batch, score_batch(model, batch, depth, cache, pad_id)):
+            scores[item.index] = row
+
+
+def run_prefix(model: Any, ids: List[int], parent: Any = None) -> Any:
+    """The KV cache of a prefix shared by a group of prompts, computed once (continuing `parent`'s cache)."""
     import torch
 
-    out = model(input_ids=torch.tensor([ids], device=model.device), use_cache=True, logits_to_keep=1)
+    past = expand(model, parent, [0]) if parent is not None else None
+    out = model(input_ids=torch.tensor([ids], device=model.device), cache=past, use_cache=True, logits_to_keep=1)
     return out.cache
 
 

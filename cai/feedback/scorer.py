@@ -77,7 +77,7 @@ def hf_choice_logprobs(engine: Any, prompts: Sequence[Union[str, Chat]],
     option_ids = [[cache.setdefault(o, tokenizer(o, add_special_tokens=False).input_ids) for o in opts]
                   for opts in options]
     scores = option_logprobs(engine.model, ids, option_ids, tokenizer.pad_token_id, spec.max_batch_tokens,
-                             spec.max_batch_size, getattr(engine, "min_shared_prefix", 32))
+                             spec.max_batch_size)
     engine.stats.prompts += len(prompts)
     engine.stats.prompt_tokens += sum(map(len, ids))
     engine.stats.seconds += time.perf_counter() - start

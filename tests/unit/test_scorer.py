@@ -97,6 +97,20 @@ def test_a_shared_prefix_runs_once_for_its_group(engine, monkeypatch):
                    for p in prompts]
 
 
+def test_groups_extend_the_prefix_every_prompt_shares(engine, monkeypatch):
+    from cai.feedback.forward import option_logprobs
+
+    rng = random.Random(3)
+    root, left, right = ([rng.randrange(3, 250) for _ in range(n)] for n in (48, 40, 40))
+    prompts = [root + branch + [200 + i, 7] for branch in (left, right) for i in range(3)] + [root + [9, 9, 9]]
+    calls = count_passes(engine.model, monkeypatch)
+    got = option_logprobs(engine.model, prompts, [[[65], [66]]] * 7, 0, min_shared=32)
+    # the exemplars everyone shares once, each group's own 40 once on top, then the rows' own tokens
+    assert sorted(tuple(s) for s in calls) == sorted([(1, 48), (1, 40), (1, 40), (3, 2), (3, 2), (1, 3)])
+    assert got == [pytest.approx([naive(engine.model, p, [65]), naive(engine.model, p, [66])], abs=1e-4)
+                   for p in prompts]
+
+
 def test_engine_renders_chats_and_raw_text_and_counts_stats(engine):
     chat = [{"role": "user", "content": "Which is better?"}, {"role": "assistant", "content": "The answer is: ("}]
     raw = "\n\nWhich is better?\n\nThe answer is:"
