@@ -67,7 +67,7 @@ def build_nodes(cfg: DictConfig) -> Dict[str, Node]:
             continue
         stage = get_stage(node_cfg.kind, f"pipeline.{name}.kind")
         inputs = {}
-        for slot, (ref, key) in node_refs(stage, node_cfg).items():
+        for slot, (ref, key) in node_refs(stage, node_cfg, f"pipeline.{name}").items():
             if ref is None:
                 continue
             where = f"pipeline.{name}.{key}"
@@ -80,9 +80,15 @@ def build_nodes(cfg: DictConfig) -> Dict[str, Node]:
     return nodes
 
 
-def node_refs(stage: StageKind, node_cfg: DictConfig) -> Dict[str, Tuple[Any, str]]:
+def node_refs(stage: StageKind, node_cfg: DictConfig, where: str = "pipeline.?") -> Dict[str, Tuple[Any, str]]:
     """slot -> (reference, config key): the node's `inputs`, plus references its stage keeps elsewhere (mixtures)."""
-    refs = {slot: (ref, f"inputs.{slot}") for slot, ref in (node_cfg.get("inputs") or {}).items()}
+    refs = {}
+    for slot, ref in (node_cfg.get("inputs") or {}).items():
+        if OmegaConf.is_config(ref):  # a list or map of references (evaluate's models): the stage's hook expands it
+            if not stage.refs:
+                raise CaiError(f"{where}.inputs.{slot}: {stage.name} takes one reference here, not a list or map")
+            continue
+        refs[slot] = (ref, f"inputs.{slot}")
     if stage.refs:
         refs.update(stage.refs(node_cfg))
     return refs

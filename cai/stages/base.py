@@ -91,12 +91,13 @@ def append_jsonl(path: Path, rows: Iterable[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def resumable_chunks(ctx: StageContext, items: List[dict], engine: Any, process, what: str = "prompts"):
-    """Run `process(chunk) -> rows` over `items` chunk by chunk into workdir/data.jsonl, skipping ids already there
+def resumable_chunks(ctx: StageContext, items: List[dict], engine: Any, process, what: str = "prompts",
+                     name: str = "data.jsonl"):
+    """Run `process(chunk) -> rows` over `items` chunk by chunk into workdir/`name`, skipping ids already there
     (a killed run resumes); returns the rows in `items` order and the throughput metrics."""
     from cai.progress import StageProgress
 
-    out = ctx.workdir / "data.jsonl"
+    out = ctx.workdir / name
     done = {row["id"] for row in resume_jsonl(out)}
     todo = [item for item in items if item["id"] not in done]
     if done:
