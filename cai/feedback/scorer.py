@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+from cai.feedback import prompt
 from cai.feedback.labels import softmax
 from cai.feedback.prompt import ANSWER_CUE, Chat, after_reasoning, clean_reasoning, render_continuation
 from cai.registry import CaiError
@@ -31,6 +32,20 @@ class Choice:
     """The chat the judge writes its reasoning in (method=cot)."""
     cue: str = ANSWER_CUE
     """What follows the reasoning before the options are scored."""
+
+
+def pair_choices(conversation: Sequence[dict], principle: str, first: str, second: str, context: dict,
+                 swapped: Sequence[bool] = (False, True)) -> List[Choice]:
+    """One Choice per order of a response pair under one principle (`swapped`: the second response shown as (A)),
+    with the few-shot exemplars `context` holds (labeling or CoT, as label_preferences' context records them)."""
+    labeling = prompt.labeling_shots(context.get("labeling", {}), context.get("exemplar_principles", {}), principle)
+    cot = prompt.cot_shots(context.get("cot", {}), principle)
+    choices = []
+    for swap in swapped:
+        q = prompt.question(conversation, principle, *((second, first) if swap else (first, second)))
+        choices.append(Choice(raw=prompt.raw_prompt(q, labeling), chat=prompt.chat_prompt(q, labeling),
+                              options=list(prompt.LETTERS), cot=prompt.cot_chat(q, cot)))
+    return choices
 
 
 def use_chat(engine: Any, form: str) -> bool:

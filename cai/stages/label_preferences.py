@@ -16,8 +16,8 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 
 from cai.constitution import selected_ids, stable_rng
-from cai.feedback import labels, prompt
-from cai.feedback.scorer import Choice, check_choice_config, score_choices
+from cai.feedback import labels
+from cai.feedback.scorer import Choice, check_choice_config, pair_choices, score_choices
 from cai.registry import CaiError, stage
 from cai.schema import Sampling
 from cai.stages.base import StageConfig, StageContext, read_jsonl, resumable_chunks
@@ -69,6 +69,13 @@ def constitution_context(cfg, node_cfg) -> Dict[str, Any]:
     comparison = OmegaConf.to_container(constitution.comparison, resolve=True)
     ids = selected_ids(comparison, list(constitution.comparison_select), "constitution.comparison_select")
     out = {"constitution": constitution.name, "principles": {i: comparison[i] for i in ids}}
+    return {**out, **fewshot_context(constitution, comparison, node_cfg)}
+
+
+def fewshot_context(constitution, comparison: Dict[str, Any], node_cfg) -> Dict[str, Any]:
+    """The judge's exemplars (`node_cfg.fewshot`): CoT ones for method=cot, else labeling ones with the text of
+    every principle they name (shared with evaluate, so its judge sees the prompts the labels were made with)."""
+    out: Dict[str, Any] = {}
     if node_cfg.fewshot and node_cfg.method == "cot":
         out["cot"] = OmegaConf.to_container(constitution.fewshot.cot, resolve=True)
     elif node_cfg.fewshot:
@@ -146,21 +153,10 @@ def pick_principles(principles: Dict[str, Any], k: int, rng) -> List[str]:
 
 def build_choices(comparison: dict, principle_ids: List[str], ctx: StageContext) -> List[Choice]:
     """One Choice per (principle, order), in that order."""
-    principles, context = ctx.context["principles"], ctx.context
-    conversation = comparison["prompt"]
-    first, second = comparison["responses"]
     orders = [False, True] if ctx.cfg.debias == "swap" else [False]
-    choices = []
-    for pid in principle_ids:
-        text = principles[pid]["text"]
-        labeling = prompt.labeling_shots(context.get("labeling", {}), context.get("exemplar_principles", {}), text)
-        cot = prompt.cot_shots(context.get("cot", {}), text)
-        for swapped in orders:
-            pair = (second, first) if swapped else (first, second)
-            q = prompt.question(conversation, text, *pair)
-            choices.append(Choice(raw=prompt.raw_prompt(q, labeling), chat=prompt.chat_prompt(q, labeling),
-                                  options=list(prompt.LETTERS), cot=prompt.cot_chat(q, cot)))
-    return choices
+    first, second = comparison["responses"]
+    return [choice for pid in principle_ids for choice in pair_choices(
+        comparison["prompt"], ctx.context["principles"][pid]["text"], first, second, ctx.context, orders)]
 
 
 def label_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
