@@ -1,0 +1,196 @@
+"""Compare models the way the paper does (Bai et al. 2022: harmlessness and helpfulness Elo from pairwise
+preferences), with the feedback model standing in for crowdworkers.
+
+1. Prompts: held-out red-team and helpful prompts, `limit` per set, none that an ancestor of a compared model saw
+   (cai/eval/heldout.py walks the store's lineage; metrics say how many were excluded).
+2. Each model answers every prompt (`sampling`, greedy by default), resumable per model.
+3. The judge compares every pair of models per prompt, in both A/B orders, under comparison principles of the axes
+   of the prompt's set: by default harmlessness on red-team prompts and helpfulness on helpful prompts, as the
+   paper's crowdworkers red-teamed for one and asked for help for the other (`axes.redteam=[harmless,helpful]`
+   judges both on red-team prompts). An axis' principles are the constitution's comparison principles tagged with
+   its name, or the ids listed under `principles.<axis>`.
+4. Bradley-Terry Elo and pairwise win rates with 95% intervals per axis (cai/eval/elo.py); evasiveness: how often
+   each model refuses ordinary helpful requests (cai/eval/refusal.py: a phrase detector, and the judge if asked).
+"""
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from omegaconf import OmegaConf
+
+from cai.constitution import stable_rng
+from cai.eval import heldout, judging, matchups, report_rows
+from cai.feedback.scorer import check_choice_config
+from cai.registry import CaiError, stage
+from cai.schema import Sampling
+from cai.stages.base import StageConfig, StageContext, resumable_chunks
+from cai.stages.label_preferences import fewshot_context
+
+SETS = ("redteam", "helpful")
+
+
+@dataclass
+class EvalPrompts:
+    redteam: Optional[str] = "cai://redteam"
+    """Red-team prompts (source URI); null leaves the set out."""
+    helpful: Optional[str] = "cai://helpful"
+    """Helpful prompts (source URI); null leaves the set out (and evasiveness with it)."""
+
+
+@dataclass
+class EvaluateInputs:
+    models: Any = field(default_factory=lambda: ["models.generator", "sft"])
+    """The models compared: a list of references (nodes like sft, or roles like models.generator; each labelled by
+    its name) or a map label -> reference."""
+    judge: str = "models.judge"
+    """The feedback model that compares answers."""
+
+
+@dataclass
+class EvaluateConfig(StageConfig):
+    kind: str = "evaluate"
+    inputs: EvaluateInputs = field(default_factory=EvaluateInputs)
+    prompts: EvalPrompts = field(default_factory=EvalPrompts)
+    limit: int = 32
+    """Prompts per set, after excluding those the compared models' ancestors saw."""
+    exclude_seen: bool = True
+    """Exclude prompts any ancestor stage of a compared model saw (false: use the sets as they are)."""
+    axes: Dict[str, List[str]] = field(default_factory=lambda: {"redteam": ["harmless"], "helpful": ["helpful"]})
+    """Per prompt set, the axes its answers are judged on."""
+    principles: Dict[str, List[str]] = field(default_factory=dict)
+    """Per axis, comparison principle ids; an axis not listed uses the principles tagged with its name."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """How the compared models answer."""
+    ensemble: int = 2
+    """Principles sampled per judgment, each scored in both orders."""
+    method: str = "logprob"
+    """logprob or cot, as in label_preferences."""
+    format: str = "auto"
+    fewshot: bool = True
+    """The constitution's labeling (or CoT) exemplars before each question, as label_preferences uses them."""
+    judge_sampling: Sampling = field(default_factory=Sampling)
+    """Decoding of the judge's reasoning (method=cot)."""
+    outcome: str = "hard"
+    """hard: a judgment is a win, loss or exact tie; soft: P(model A better) enters Elo and win rates."""
+    refusal_judge: bool = True
+    """Also ask the judge whether each answer to a helpful prompt refuses (one two-order question per answer)."""
+    reference: Optional[str] = None
+    """Elo anchor: null puts the mean at 1000; a model label puts that model at 0."""
+    bootstrap: int = 1000
+    """Bootstrap resamples (over prompts) for the 95% intervals."""
+    max_prompt_chars: int = 2000
+    chunk_size: int = 16
+    """Prompts (or judgments) per chunk; each finished chunk is appended to disk, so a killed run resumes."""
+
+
+def model_labels(node_cfg) -> Dict[str, str]:
+    """label -> reference of the compared models; a list labels each by its name (`models.generator` -> generator)."""
+    found = node_cfg.inputs.models
+    if OmegaConf.is_dict(found):
+        return {str(k): str(v) for k, v in found.items()}
+    refs = [str(r) for r in (found if OmegaConf.is_list(found) else [found])]
+    labels = [r.split(".", 1)[1] if r.startswith("models.") else r for r in refs]
+    return dict(zip(labels, refs)) if len(set(labels)) == len(labels) else {f"#{i}": r for i, r in enumerate(refs)}
+
+
+def evaluate_refs(node_cfg) -> Dict[str, Tuple[str, str]]:
+    """The `refs` hook: model `label` is slot `models.<label>`, prompt set `s` is slot `prompts.<s>`."""
+    keyed = OmegaConf.is_dict(node_cfg.inputs.models)
+    refs = {f"models.{label}": (ref, f"inputs.models.{label if keyed else i}")
+            for i, (label, ref) in enumerate(model_labels(node_cfg).items())}
+    refs.update({f"prompts.{s}": (node_cfg.prompts[s], f"prompts.{s}") for s in SETS if node_cfg.prompts[s]})
+    return refs
+
+
+def axis_names(node_cfg) -> List[str]:
+    """The axes judged on the prompt sets in use, in first-mention order."""
+    return list(dict.fromkeys(a for s in SETS if node_cfg.prompts[s] for a in (node_cfg.axes.get(s) or [])))
+
+
+def evaluate_context(cfg, node_cfg) -> Dict[str, Any]:
+    """The comparison principles of each axis (tagged with its name, or listed), and the judge's exemplars."""
+    constitution = cfg.constitution
+    comparison = OmegaConf.to_container(constitution.comparison, resolve=True)
+    axes = {}
+    for axis in axis_names(node_cfg):
+        ids = list(node_cfg.principles.get(axis) or []) or sorted(
+            i for i, p in comparison.items() if axis in (p.get("tags") or []))
+        unknown = [i for i in ids if i not in comparison]
+        if unknown or not ids:
+            raise CaiError(f"constitution.comparison: the evaluate axis {axis!r} needs comparison principles "
+                           f"{'(unknown: ' + str(unknown) + ')' if unknown else 'tagged ' + repr(axis)}; tag some "
+                           f"with `tags: [{axis}]` or list ids under the eval node's principles.{axis}")
+        axes[axis] = {i: comparison[i] for i in ids}
+    return {"constitution": constitution.name, "axes": axes, **fewshot_context(constitution, comparison, node_cfg)}
+
+
+def check(node_cfg, where: str) -> None:
+    """Plan-time: two or more distinct models, a prompt set, known switches, a known Elo reference."""
+    check_choice_config(node_cfg, where)
+    labels = model_labels(node_cfg)
+    if any(label.startswith("#") for label in labels):
+        raise CaiError(f"{where}.inputs.models: two references share a name; give a map label -> reference")
+    if len(labels) < 2:
+        raise CaiError(f"{where}.inputs.models: compare at least two models, got {list(labels.values())}")
+    allowed = {"axes": SETS, "outcome": matchups.OUTCOMES, "reference": (None, *labels)}
+    for key, bad in (("axes", sorted(set(node_cfg.axes) - set(SETS))), ("outcome", node_cfg.outcome),
+                     ("reference", node_cfg.reference)):
+        if bad and (isinstance(bad, list) or bad not in allowed[key]):
+            raise CaiError(f"{where}.{key}: {bad!r} unknown; available: {', '.join(map(str, allowed[key]))}")
+    if not any(node_cfg.prompts[s] for s in SETS) or not axis_names(node_cfg):
+        raise CaiError(f"{where}.prompts / {where}.axes: no prompt set with an axis to judge")
+    if node_cfg.limit < 1 or node_cfg.ensemble < 1:
+        raise CaiError(f"{where}.limit / {where}.ensemble: must be >= 1, got {node_cfg.limit}, {node_cfg.ensemble}")
+
+
+@stage("evaluate", schema=EvaluateConfig, version=1, produces="eval",
+       consumes={"models": ("model",), "judge": ("model",), "prompts": ("data",)}, refs=evaluate_refs,
+       context=evaluate_context, check=check)
+def evaluate(ctx: StageContext) -> Dict[str, Any]:
+    """Held-out prompts -> each model's answers -> pairwise judgments -> Elo, win rates, evasiveness."""
+    cfg, models = ctx.cfg, list(model_labels(ctx.cfg))
+    prompts, prompt_stats = select_prompts(ctx, models)
+    answers = {m: generate(ctx, m, prompts) for m in models}
+    judge = ctx.engine("judge")
+    items = matchups.jobs(prompts, answers, models, OmegaConf.to_container(cfg.axes))
+    judged, rates = resumable_chunks(ctx, items, judge, lambda chunk: judging.judge_chunk(chunk, ctx, judge),
+                                     "judgments", "judgments.jsonl")
+    refusals = judging.judge_refusals(ctx, judge, prompts, answers, models) if cfg.refusal_judge else {}
+    rows = report_rows.records(prompts, answers, judged, refusals, models)
+    report_rows.write(rows, ctx, models)
+    summary = matchups.summarize(judged, axis_names(cfg), cfg.reference, cfg.bootstrap, ctx.seed)
+    return {**summary, "evasiveness": report_rows.evasiveness(rows, models, bool(refusals)), "prompts": prompt_stats,
+            "models": model_labels(cfg), "judgments_per_s": rates["prompts_per_s"]}
+
+
+def select_prompts(ctx: StageContext, models: List[str]) -> Tuple[List[dict], Dict[str, Any]]:
+    """`limit` held-out prompts per set, as `{id: "<set>:<id>", set, prompt, category}`, and the exclusion counts."""
+    artifacts = [ctx.inputs[f"models.{m}"].path for m in models if ctx.inputs[f"models.{m}"].kind == "node"]
+    seen, visited = heldout.seen_prompts(artifacts) if ctx.cfg.exclude_seen else (set(), [])
+    prompts, stats = [], {"seen_prompt_texts": len(seen), "lineage_artifacts": len(visited)}
+    for s in SETS:
+        uri = ctx.cfg.prompts[s]
+        if uri:
+            found, stats[s] = heldout.held_out(uri, seen, ctx.cfg.limit, ctx.seed, ctx.cfg.max_prompt_chars,
+                                               f"pipeline.{ctx.node}.prompts.{s}")
+            prompts += [{"id": f"{s}:{p['id']}", "set": s, "prompt": p["prompt"], "category": p["category"]}
+                        for p in found]
+    stats["excluded_seen"] = sum(stats[s]["excluded_seen"] for s in SETS if s in stats)
+    return prompts, stats
+
+
+def generate(ctx: StageContext, model: str, prompts: List[dict]) -> Dict[str, str]:
+    """The model's answer to every prompt (appended per chunk to answers.<model>.jsonl, so a rerun resumes)."""
+    engine = ctx.engine(f"models.{model}")
+
+    def answer(chunk: List[dict]) -> List[dict]:
+        seed = stable_rng(ctx.seed, chunk[0]["id"], "answer").randrange(2**31)  # the same draws for every model
+        texts = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], ctx.cfg.sampling, seed)
+        return [{"id": p["id"], "answer": t.strip()} for p, t in zip(chunk, texts)]
+
+    rows, _ = resumable_chunks(ctx, prompts, engine, answer, "prompts", f"answers.{model}.jsonl")
+    del engine
+    gc.collect()  # one compared model in memory at a time
+    return {r["id"]: r["answer"] for r in rows}

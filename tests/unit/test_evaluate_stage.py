@@ -1,0 +1,146 @@
+"""The evaluate stage on scripted engines: who wins, both orders judged, ties, evasiveness, outputs, resume, config."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from cai import graph
+from cai.config import compose_run
+from cai.engines.scripted import ScriptedEngine
+from cai.registry import CaiError
+from cai.stages.base import Input, StageContext
+from cai.stages.evaluate import EvaluateConfig, check, evaluate, evaluate_refs, model_labels
+
+AXES = {"harmless": {"h1": {"text": "Which is less harmful?"}, "h2": {"text": "Which is safer?"}},
+        "helpful": {"u1": {"text": "Which is more helpful?"}}}
+SCRIPTS = {"good": lambda chat: f"GOOD answer to {chat[-1]['content']}",
+           "meh": lambda chat: f"meh answer to {chat[-1]['content']}",
+           "evasive": lambda chat: "I'm sorry, but I can't help with that.",
+           "twin": lambda chat: f"GOOD answer to {chat[-1]['content']}"}
+
+
+def option(text: str, letter: str) -> str:
+    return re.search(rf"\({letter}\) (.*?)(?:\n\(B\)|$)", text, re.S).group(1)
+
+
+def chooser(prompt, options):
+    """A judge that prefers the answer saying GOOD wherever it is shown, and sees refusals for what they are."""
+    text = prompt[-2]["content"] if isinstance(prompt, list) else prompt
+    a, b = option(text, "A"), option(text, "B")
+    if "refuse, deflect or evade" in text:  # the refusal question: the options are statements, the answer is above
+        refused = "can't help" in text.split("Options:")[0]
+        return [0.0, -4.0] if ("refuses" in a) == refused else [-4.0, 0.0]
+    return [0.0, -4.0] if "GOOD" in a or ("meh" in a and "sorry" in b) else [-4.0, 0.0]
+
+
+def make_ctx(tmp_path: Path, judge: ScriptedEngine, models=("good", "meh", "evasive"), **overrides) -> StageContext:
+    red = tmp_path / "red.jsonl"
+    red.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"red {i}", "category": "harm"}) + "\n"
+                           for i in range(6)))
+    helpful = tmp_path / "help.jsonl"
+    helpful.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"help {i}"}) + "\n" for i in range(6)))
+    cfg = OmegaConf.structured(EvaluateConfig)
+    settings = {"inputs.models": [f"models.{m}" for m in models], "prompts.redteam": f"file://{red}",
+                "prompts.helpful": f"file://{helpful}", "limit": 4, "chunk_size": 3, "bootstrap": 50, **overrides}
+    for key, value in settings.items():
+        OmegaConf.update(cfg, key, value)
+    engines = {m: ScriptedEngine(SCRIPTS[m]) for m in models}
+    inputs = {f"models.{m}": Input("model", m, spec=OmegaConf.create({"engine": "scripted", "id": m})) for m in models}
+    inputs["judge"] = Input("model", "judge", spec=OmegaConf.create({"engine": "scripted", "id": "judge"}))
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    factory = lambda spec, home: judge if spec.id == "judge" else engines[spec.id]  # noqa: E731
+    return StageContext("eval", cfg, inputs, workdir, tmp_path, 0, {"axes": AXES}, factory)
+
+
+def test_the_judge_ranks_models_and_evasiveness_finds_the_refuser(tmp_path):
+    judge = ScriptedEngine(chooser=chooser)
+    metrics = evaluate(make_ctx(tmp_path, judge))
+    harmless, helpful = metrics["elo"]["harmless"], metrics["elo"]["helpful"]
+    assert harmless["good"]["elo"] > harmless["meh"]["elo"] > harmless["evasive"]["elo"]
+    assert helpful["good"]["elo"] > helpful["evasive"]["elo"]
+    rates = {(r["model_a"], r["model_b"]): r for r in metrics["win_rates"]["harmless"]}
+    assert rates[("good", "meh")]["win_rate"] == 1.0 and rates[("good", "meh")]["n"] == 4
+    assert metrics["judge"]["harmless"]["order_agreement"] == 1.0  # the judge looks at content, not position
+    evasive = metrics["evasiveness"]
+    assert evasive["evasive"]["helpful"]["rate"] == 1.0 and evasive["good"]["helpful"]["rate"] == 0.0
+    assert evasive["evasive"]["helpful_judge"]["rate"] == 1.0 and evasive["meh"]["helpful_judge"]["rate"] == 0.0
+    assert metrics["prompts"]["redteam"]["used"] == 4 and metrics["prompts"]["excluded_seen"] == 0
+    # 8 prompts x 3 pairs, each judged under ensemble=2 principles x 2 orders; 4 helpful prompts x 3 models x 2
+    scored = [len(prompts) for prompts, _ in judge.choice_calls]
+    assert sum(scored) == 8 * 3 * 2 * 2 + 4 * 3 * 2
+
+
+def test_outputs_have_the_report_shape_and_one_row_per_prompt(tmp_path):
+    evaluate(make_ctx(tmp_path, ScriptedEngine(chooser=chooser)))
+    rows = [json.loads(line) for line in (tmp_path / "work" / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and {r["set"] for r in rows} == {"redteam", "helpful"}
+    assert set(rows[0]["answers"]) == {"good", "meh", "evasive"} and isinstance(rows[0]["prompt"], str)
+    assert len(rows[0]["judgments"]) == 3 and rows[0]["refusal"]["evasive"] is True
+    assert "p_refusal" not in rows[0] and "p_refusal" in rows[-1]
+    samples = (tmp_path / "work" / "samples.md").read_text()
+    assert "**evasive** *(refusal)*" in samples and "P(good better)" in samples
+
+
+def test_identical_answers_tie_without_asking_the_judge(tmp_path):
+    judge = ScriptedEngine(chooser=chooser)
+    metrics = evaluate(make_ctx(tmp_path, judge, models=("good", "twin"), refusal_judge=False))
+    assert metrics["judge"]["harmless"]["identical_answer_ties"] == 4 and judge.choice_calls == []
+    assert metrics["win_rates"]["harmless"][0]["win_rate"] == 0.5
+
+
+def test_a_rerun_after_a_torn_write_scores_only_the_missing_judgments(tmp_path):
+    first = evaluate(make_ctx(tmp_path, ScriptedEngine(chooser=chooser)))
+    judgments = tmp_path / "work" / "judgments.jsonl"
+    lines = judgments.read_text().splitlines()
+    judgments.write_text("\n".join(lines[:12]) + "\n" + lines[12][:30])  # killed mid-write after 12 judgments
+    again = ScriptedEngine(chooser=chooser)
+    second = evaluate(make_ctx(tmp_path, again))
+    assert sum(len(prompts) for prompts, _ in again.choice_calls) == (24 - 12) * 2 * 2  # refusals were all done
+    assert second["elo"] == first["elo"] and second["evasiveness"] == first["evasiveness"]
+
+
+def test_model_labels_and_refs_from_a_list_or_a_map():
+    cfg = OmegaConf.structured(EvaluateConfig)
+    cfg.inputs.models = ["models.generator", "sft"]
+    assert model_labels(cfg) == {"generator": "models.generator", "sft": "sft"}
+    refs = evaluate_refs(cfg)
+    assert refs["models.generator"] == ("models.generator", "inputs.models.0")
+    assert refs["prompts.redteam"] == ("cai://redteam", "prompts.redteam")
+    cfg.inputs.models = {"before": "models.generator", "after": "rl"}
+    cfg.prompts.helpful = None
+    refs = evaluate_refs(cfg)
+    assert refs["models.after"] == ("rl", "inputs.models.after") and "prompts.helpful" not in refs
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"inputs.models": ["sft"]}, "inputs.models: compare at least two"),
+    ({"inputs.models": ["models.sft", "sft"]}, "share a name; give a map"),
+    ({"outcome": "soft-ish"}, "outcome: 'soft-ish' unknown"),
+    ({"reference": "rl"}, "reference: 'rl' unknown"),
+    ({"axes": {"chitchat": ["helpful"]}}, "axes: \\['chitchat'\\] unknown"),
+    ({"prompts.redteam": None, "prompts.helpful": None}, "no prompt set"),
+    ({"method": "vibes"}, "method: 'vibes' unknown")])
+def test_config_errors_name_the_key(overrides, message):
+    cfg = OmegaConf.structured(EvaluateConfig)
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    with pytest.raises(CaiError, match=message):
+        check(cfg, "pipeline.eval")
+
+
+def test_tiny_recipe_plans_eval_after_the_models_it_compares(cai_home):
+    cfg = compose_run(["recipe=tiny", "targets=[eval]"])
+    nodes = {n.name: n for n in graph.plan(cfg)}
+    slots = nodes["eval"].inputs
+    assert {s: r.target for s, r in slots.items() if s.startswith("models.")} == {
+        "models.generator": "generator", "models.sft": "sft", "models.dpo": "dpo"}
+    assert slots["prompts.redteam"].kind == "source" and list(nodes)[-1] == "eval"
+    assert set(nodes["eval"].context["axes"]) == {"harmless", "helpful"}
+    cfg.constitution.comparison = {k: v for k, v in cfg.constitution.comparison.items() if "helpful" not in v.tags}
+    with pytest.raises(CaiError, match="constitution.comparison: the evaluate axis 'helpful'"):
+        graph.plan(cfg)
