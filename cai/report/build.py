@@ -12,21 +12,25 @@ Sections appear when the artifacts behind them do; artifacts are recognized by t
   dicts with `step` and `loss` (DPO `rewards/accuracies`, `rewards/margins`; RM `accuracy`, `margin`; RL `reward`,
   `kl`), plus `eval_before` / `eval_after` dicts -> one panel per quantity against step;
 - feedback model accuracy (feedback_accuracy): metrics.json `reliability` table -> calibration plot;
-- evaluate, the format this module expects:
+- evaluate (cai/report/evaluation.py), the format this module expects:
     metrics.json  {"elo": {"harmless": {MODEL: {"elo": float, "low": float, "high": float}, ...},
                            "helpful":  {MODEL: {...}, ...}},
                    "win_rates": {"harmless": [{"model_a", "model_b", "win_rate", "low", "high", "n"}, ...],
-                                 "helpful": [...]}}
+                                 "helpful": [...]},
+                   "judge": {AXIS: {order_agreement, position_bias, ...}},             (optional)
+                   "evasiveness": {MODEL: {"helpful": {rate, low, high, n}, ...}},      (optional)
+                   "prompts": {"excluded_seen": int, SET: {"used": int, ...}}}          (optional)
                   (what `cai.eval.elo.elo_ratings` and `win_rates` return, one entry per axis)
     data.jsonl    {"prompt": str, "category": str, "answers": {MODEL: str, ...}}   (side-by-side answers)
-  -> harmlessness vs helpfulness Elo plot, Elo and win-rate tables, the same prompts answered by each model.
+  -> harmlessness vs helpfulness Elo plot, Elo and win-rate tables, evasiveness, the same prompts answered by each
+     model.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cai.report import plots, sections
+from cai.report import evaluation, plots, sections
 from cai.report.load import NodeView, RunView, load_run
 
 REPORT = "report.md"
@@ -62,7 +66,7 @@ def node_sections(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
     if isinstance(node.metrics.get("reliability"), list):
         lines += accuracy_section(node, run, plot_dir)
     if node.is_eval():
-        lines += eval_section(node, run, plot_dir)
+        lines += evaluation.eval_section(node, run, plot_dir)
     return lines
 
 
@@ -111,27 +115,6 @@ def accuracy_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
         path, run, f"{node.name} calibration")
 
 
-def eval_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
-    """Elo per model and axis with 95% intervals, the frontier plot, and pairwise win rates."""
-    elo = node.metrics.get("elo") if isinstance(node.metrics.get("elo"), dict) else {}
-    lines = [f"## Evaluation: `{node.name}`", ""]
-    lines += sections.image(plots.elo_plot(elo, plot_dir / f"{node.name}_elo.png"), run, "Elo")
-    for axis, scores in elo.items():
-        if isinstance(scores, dict) and scores:
-            rows = [(m, *(_num(s.get(k), ".0f") for k in ("elo", "low", "high"))) for m, s in scores.items()
-                    if isinstance(s, dict)]
-            lines += [f"**{axis} Elo**", ""] + sections.table(("model", "Elo", "95% low", "95% high"), rows) + [""]
-    rates = node.metrics.get("win_rates") if isinstance(node.metrics.get("win_rates"), dict) else {}
-    for axis, rows in rates.items():
-        if isinstance(rows, list) and rows:
-            lines += [f"**{axis} win rates** (model A over model B)", ""]
-            lines += sections.table(("model A", "model B", "win rate", "95% low", "95% high", "n"),
-                                    [(r.get("model_a"), r.get("model_b"), *(_num(r.get(k), ".3f") for k in
-                                      ("win_rate", "low", "high")), r.get("n")) for r in rows if isinstance(r, dict)])
-            lines += [""]
-    return lines
-
-
 def transcripts(run: RunView) -> List[str]:
     """Side-by-side answers from an evaluate artifact, else SL-CAI examples."""
     evals = [n for n in run.nodes if n.path and any(isinstance(r.get("answers"), dict) for r in n.records)]
@@ -140,10 +123,6 @@ def transcripts(run: RunView) -> List[str]:
         return []
     body = sections.eval_transcripts(evals[0]) if evals else sections.sl_transcripts(sl[0])
     return ["## Transcripts", ""] + body
-
-
-def _num(value: Any, spec: str) -> Any:
-    return format(value, spec) if isinstance(value, (int, float)) else value
 
 
 def _scalars(node: NodeView, keys) -> List[str]:

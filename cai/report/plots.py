@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 DPI = 110
 # Training panels: (title, y label, train key candidates, eval key candidates); a panel is drawn when its data is.
@@ -187,4 +187,36 @@ def elo_plot(elo: Dict[str, Dict[str, dict]], path: Path) -> Optional[Path]:
                     fmt="o", capsize=4, color="tab:blue")
         ax.set(title=f"{present[0].capitalize()} Elo per model (95% bootstrap CI)", xlabel="model",
                ylabel=f"{present[0]} Elo")
+    return _save(fig, path)
+
+
+EVASIVENESS_BARS = (("helpful", "helpful requests refused (detector)", "tab:red"),
+                    ("helpful_judge", "helpful requests refused (judge)", "tab:orange"),
+                    ("redteam", "red-team prompts refused (detector)", "tab:grey"))
+
+
+def evasiveness_plot(evasiveness: Dict[str, dict], path: Path) -> Optional[Path]:
+    """Refusal rates per model with 95% Wilson intervals: helpful requests (evasiveness), red-team for contrast."""
+    models = list(evasiveness)
+    bars = [b for b in EVASIVENESS_BARS if any((evasiveness[m].get(b[0]) or {}).get("n") for m in models)]
+    if not models or not bars:
+        return None
+    fig = Figure(figsize=(max(6.0, 1.6 * len(models) * len(bars) / 2 + 2.5), 4.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(bars)
+    for k, (key, label, color) in enumerate(bars):
+        rates = [evasiveness[m].get(key) or {"rate": 0.0, "low": 0.0, "high": 0.0, "n": 0} for m in models]
+        xs = [i - 0.4 + width * (k + 0.5) for i in range(len(models))]
+        ys = [r["rate"] for r in rates]
+        err = [[max(r["rate"] - r["low"], 0.0) for r in rates], [max(r["high"] - r["rate"], 0.0) for r in rates]]
+        ax.bar(xs, ys, width, yerr=err, capsize=3, color=color, label=label)
+        for x, r in zip(xs, rates):  # above the interval, so the error bar never crosses the text
+            ax.text(x, max(r["high"], r["rate"]) + 0.02, f"{r['rate']:.0%}\nn={r['n']}", ha="center", va="bottom",
+                    fontsize=7)
+    ax.set_xticks(range(len(models)), models)
+    ax.set(title="Refusals per model (95% Wilson CI); evasiveness = helpful requests refused",
+           ylabel="share of prompts refused", ylim=(0, 1.3))
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.legend(loc="upper left", fontsize=8, ncols=len(bars))
     return _save(fig, path)

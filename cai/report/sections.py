@@ -8,7 +8,7 @@ from cai.report.load import NodeView, RunView
 
 TEXT_LIMIT = 600
 SHORT_LIST = 8
-SHOWN_ABOVE = ("elo", "win_rates")  # evaluate metrics the report already tabulates
+SHOWN_ABOVE = ("elo", "win_rates", "judge", "evasiveness")  # evaluate metrics the report already tabulates
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
 
 
@@ -151,13 +151,24 @@ def sl_transcripts(node: NodeView, count: int = 3) -> List[str]:
     return lines
 
 
-def eval_transcripts(node: NodeView, count: int = 3) -> List[str]:
-    """The same prompts answered by each evaluated model, side by side."""
+def eval_transcripts(node: NodeView, count: int = 4) -> List[str]:
+    """The same prompts answered by each evaluated model, side by side, from each prompt set in turn."""
     rows = [r for r in node.records if isinstance(r.get("answers"), dict)]
-    lines = [f"### The same prompts answered by each model (`{node.name}`, {min(count, len(rows))} of {len(rows)})",
-             ""]
-    for rec in rows[:count]:
-        lines += quote(f"Prompt ({cell(rec.get('category', ''))})".replace(" ()", ""), rec.get("prompt"))
+    by_set: Dict[str, List[dict]] = {}
+    for rec in rows:
+        by_set.setdefault(str(rec.get("set", "")), []).append(rec)
+    picked = [rec for group in zip(*by_set.values()) for rec in group][:count] or rows[:count]
+    picked += [r for r in rows if r not in picked][:count - len(picked)]
+    lines = [f"### The same prompts answered by each model (`{node.name}`, {len(picked)} of {len(rows)})", ""]
+    for rec in picked:
+        where = ", ".join(cell(rec[k]) for k in ("set", "category") if rec.get(k))
+        lines += quote(f"Prompt ({where})".replace(" ()", ""), rec.get("prompt"))
+        refused = rec.get("refusal") if isinstance(rec.get("refusal"), dict) else {}
         for model, answer in rec["answers"].items():
-            lines += quote(f"`{cell(model)}`", answer)
+            lines += quote(f"`{cell(model)}`" + (" (refusal)" if refused.get(model) else ""), answer)
+        for j in rec.get("judgments") or []:
+            if isinstance(j, dict) and isinstance(j.get("p_a_better"), (int, float)):
+                lines.append(f"- {cell(j.get('axis'))}: P(`{cell(j.get('model_a'))}` better than "
+                             f"`{cell(j.get('model_b'))}`) = {j['p_a_better']:.2f}")
+        lines += [""] if rec.get("judgments") else []
     return lines

@@ -15,7 +15,7 @@ from cai.report.__main__ import main as report_main
 from cai.report.build import build_report
 
 PLOTS = ("sl_data_sl.png", "prefs_labels.png", "sft_training.png", "rl_training.png", "judge_calibration.png",
-         "eval_elo.png")
+         "eval_elo.png", "eval_evasiveness.png")
 
 
 def write(path: Path, obj) -> None:
@@ -85,7 +85,15 @@ def eval_artifact():
                     won = float(rng.random() < 1 / (1 + 10 ** (-gap / 400)))
                     comparisons[axis].append(Comparison(names[i], names[j], won, prompt=f"{axis}{p}"))
     metrics = {"elo": {a: elo_ratings(c, reference="base", samples=100) for a, c in comparisons.items()},
-               "win_rates": {a: win_rates(c, samples=100) for a, c in comparisons.items()}}
+               "win_rates": {a: win_rates(c, samples=100) for a, c in comparisons.items()},
+               "judge": {a: {"judgments": 240, "identical_answer_ties": 3, "order_agreement": 0.8,
+                             "position_bias": 0.04} for a in comparisons},
+               "prompts": {"redteam": {"used": 80, "excluded_seen": 8}, "helpful": {"used": 80, "excluded_seen": 2},
+                           "excluded_seen": 10, "lineage_artifacts": 4},
+               "evasiveness": {m: {"helpful": {"rate": r, "low": max(r - 0.1, 0), "high": r + 0.1, "n": 80},
+                                   "helpful_judge": {"rate": r / 2, "low": 0.0, "high": r, "n": 80},
+                                   "redteam": {"rate": 2 * r, "low": r, "high": 3 * r, "n": 80}}
+                               for m, r in zip(names, (0.05, 0.2, 0.1))}}
     answers = [{"prompt": f"Prompt {i}?", "category": "violence", "answers": {m: f"{m} says {i}" for m in names}}
                for i in range(4)]
     return metrics, answers
@@ -137,6 +145,7 @@ def test_report_has_every_section_and_plot(tmp_path):
     for heading in ("# CAI run report: recipe `fake`", "## Plan", "## Constitution", "## SL-CAI revisions: `sl_data`",
                     "## Soft preference labels: `prefs`", "## Training: `sft` (sft)", "## Training: `rl` (rl)",
                     "## Feedback model accuracy: `judge`", "## Evaluation: `eval`", "**harmless win rates**",
+                    "**Evasiveness**", "**Judge consistency**", "10 excluded because an ancestor",
                     "## Transcripts", "### The same prompts answered by each model", "## Metrics per stage"):
         assert heading in text, heading
     for name in PLOTS:
