@@ -112,21 +112,25 @@ class CotExemplar:
 
 @dataclass
 class FewShot:
-    """The few-shot exemplar groups of a constitution, keyed by id."""
+    """The few-shot exemplar groups of a constitution, keyed by id (entries shaped like the exemplar classes)."""
 
-    critique_revision: Dict[str, CritiqueRevisionExemplar] = field(default_factory=dict)
-    labeling: Dict[str, LabelingExemplar] = field(default_factory=dict)
-    cot: Dict[str, CotExemplar] = field(default_factory=dict)
+    critique_revision: Dict[str, Any] = field(default_factory=dict)
+    labeling: Dict[str, Any] = field(default_factory=dict)
+    cot: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Constitution:
-    """Principles and exemplars; `select` / `comparison_select` restrict which ids are sampled (empty: all)."""
+    """Principles and exemplars; `select` / `comparison_select` restrict which ids are sampled (empty: all).
+
+    The id-keyed maps hold `Any` rather than the item classes above because OmegaConf refuses a plain dict added to
+    a typed map from the command line (`+constitution.critique_revision.mine={critique: ..., revision: ...}`);
+    cai.constitution.validate checks every entry against its class (fields, types, unknown keys) before any run."""
 
     name: str = MISSING
     description: str = ""
-    critique_revision: Dict[str, Principle] = field(default_factory=dict)
-    comparison: Dict[str, ComparisonPrinciple] = field(default_factory=dict)
+    critique_revision: Dict[str, Any] = field(default_factory=dict)
+    comparison: Dict[str, Any] = field(default_factory=dict)
     select: List[str] = field(default_factory=list)
     comparison_select: List[str] = field(default_factory=list)
     fewshot: FewShot = field(default_factory=FewShot)

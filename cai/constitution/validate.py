@@ -1,13 +1,17 @@
 """Check a composed constitution and its group files, naming the YAML file and key of every problem."""
 from __future__ import annotations
 
+import difflib
 import math
+from dataclasses import fields
+from itertools import chain
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from cai import schema
 from cai.registry import CaiError
 
 # Where each id-keyed section of a constitution comes from: one file per id in these group folders.
@@ -135,7 +139,7 @@ def _check_sections(data: dict, report: _Report) -> None:
             if not isinstance(item, dict):
                 report.add(section, str(id_), "", "must be a mapping of fields")
                 continue
-            for key, problem in rule(item):
+            for key, problem in chain(_unknown_keys(item, _FIELDS[section]), rule(item)):
                 report.add(section, str(id_), key, problem)
 
 
@@ -198,6 +202,19 @@ def _text(item: dict, *keys: str) -> Problems:
             yield key, "is empty"
 
 
+def _unknown_keys(item: dict, known: Sequence[str]) -> Problems:
+    for key in item:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            yield str(key), "is not a field" + (f" (did you mean {close[0]!r}?)" if close else f"; fields: {list(known)}")
+
+
+def _tags(item: dict) -> Problems:
+    tags = item.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        yield "tags", f"must be a list of text, got {tags!r}"
+
+
 def _weight(item: dict) -> Problems:
     value = item.get("weight", 1.0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -230,11 +247,13 @@ def _chat(item: dict, key: str, last: str) -> Problems:
 def _principle(item: dict) -> Problems:
     yield from _text(item, "critique", "revision")
     yield from _weight(item)
+    yield from _tags(item)
 
 
 def _comparison(item: dict) -> Problems:
     yield from _text(item, "text")
     yield from _weight(item)
+    yield from _tags(item)
 
 
 def _exemplar(item: dict) -> Problems:
@@ -249,7 +268,9 @@ def _labeling(item: dict) -> Problems:
 
 def _cot(item: dict) -> Problems:
     yield from _chat(item, "conversation", "user")
-    yield from _text(item, "response_a", "response_b", "reasoning", "answer", "principle_slot")
+    yield from _text(item, "response_a", "response_b", "reasoning", "answer")
+    if "principle_slot" in item:
+        yield from _text(item, "principle_slot")
     if item.get("answer") not in ("A", "B", None, "???"):
         yield "answer", f"must be A or B, got {item.get('answer')!r}"
     slot = item.get("principle_slot")
@@ -264,3 +285,8 @@ _RULES = {
     "fewshot.labeling": _labeling,
     "fewshot.cot": _cot,
 }
+# The fields each section's entries may have (cai.schema keeps the maps untyped; see Constitution).
+_FIELDS = {section: [f.name for f in fields(cls)] for section, cls in (
+    ("critique_revision", schema.Principle), ("comparison", schema.ComparisonPrinciple),
+    ("fewshot.critique_revision", schema.CritiqueRevisionExemplar), ("fewshot.labeling", schema.LabelingExemplar),
+    ("fewshot.cot", schema.CotExemplar))}
