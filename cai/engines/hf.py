@@ -62,9 +62,10 @@ class HFEngine:
     def _prefix_cache(self, prefix: List[int]):
         """KV cache of the prompt prefix every chat shares (system prompt, few-shot exemplars), computed once."""
         import torch
-        from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
+        from cai.engines.growable_cache import growable_cache
+
+        cache = growable_cache(self.model.config)
         with torch.inference_mode():
             self.model(input_ids=torch.tensor([prefix], device=self.model.device), cache=cache, use_cache=True)
         self.stats.prefix_tokens_reused += len(prefix)
@@ -89,6 +90,7 @@ class HFEngine:
         import torch
         from transformers import LogitsProcessorList
 
+        from cai.engines.growable_cache import growable_cache
         from cai.engines.sampling import GumbelSampler
 
         # [shared prefix][padding][own suffix]: the prefix's cached keys/values are reused by every row, and the
@@ -107,6 +109,8 @@ class HFEngine:
             cache = copy.deepcopy(prefix)
             cache.batch_repeat_interleave(len(ids))
             kwargs["cache"] = cache
+        else:
+            kwargs["cache"] = growable_cache(self.model.config)
         with torch.inference_mode():
             out = self.model.generate(input_ids=torch.tensor(input_ids, device=device),
                                       attention_mask=torch.tensor(mask, device=device), **kwargs)
