@@ -31,6 +31,9 @@ class DpoConfig(loop.TrainingConfig):
     is set in `trainer`."""
     max_prompt_length: Optional[int] = None
     """Drop pairs whose prompt has more tokens (TRL 1.16 dropped its own max_prompt_length)."""
+    beta: Optional[float] = None
+    """DPOConfig.beta (the implicit KL strength); a stage field like rl's `beta`, so `pipeline.rl.beta=...` sweeps
+    work whichever stage is mounted at the node. null: DPOConfig's default (or `trainer.beta`)."""
 
 
 def check(node_cfg, where: str) -> None:
@@ -48,7 +51,14 @@ def check(node_cfg, where: str) -> None:
         if not set(losses) & set(SMOOTHED_LOSSES):
             raise CaiError(f"{where}.soft_labels: loss_type {losses} ignores label_smoothing in TRL 1.16; use one "
                            f"of {', '.join(SMOOTHED_LOSSES)}")
-    loop.check_common(node_cfg, where, DPOConfig)
+    if node_cfg.beta is not None and "beta" in node_cfg.trainer:
+        raise CaiError(f"{where}.trainer.beta: set {where}.beta instead (both are set)")
+    loop.check_common(node_cfg, where, DPOConfig, **beta_option(node_cfg))
+
+
+def beta_option(node_cfg) -> Dict[str, Any]:
+    """The stage-level beta as a DPOConfig argument, when set."""
+    return {} if node_cfg.beta is None else {"beta": node_cfg.beta}
 
 
 @stage("dpo", schema=DpoConfig, version=1, produces="model",
@@ -133,7 +143,7 @@ def train(ctx: StageContext) -> Dict[str, Any]:
     tokenizer = load_tokenizer(spec, ctx.home, padding_side="right")
     train_pairs = fit_prompt_length(mixed.train, tokenizer, ctx.cfg.max_prompt_length, dropped)
     eval_pairs = fit_prompt_length(mixed.eval, tokenizer, ctx.cfg.max_prompt_length, dropped)
-    args = loop.trainer_config(DPOConfig, ctx, **label_options(ctx, train_pairs))
+    args = loop.trainer_config(DPOConfig, ctx, **label_options(ctx, train_pairs), **beta_option(ctx.cfg))
     dtype = loop.train_dtype(ctx.cfg, spec)
     peft = lora.peft_config(ctx.cfg.lora)
     # Without LoRA the reference is a frozen copy of the start model; with LoRA, TRL disables the adapters instead.

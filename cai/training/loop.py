@@ -49,8 +49,9 @@ class TrainingConfig(StageConfig):
     """Length of the greedy answers to `num_samples` held-out prompts in samples.md."""
 
 
-def check_common(node_cfg, where: str, config_cls: type) -> None:
-    """Launcher, mixture, LoRA and the TRL config built from `trainer`, as the stage would build it."""
+def check_common(node_cfg, where: str, config_cls: type, **extra) -> Any:
+    """Launcher, mixture, LoRA and the TRL config built from `trainer`, as the stage would build it (`extra`:
+    stage-derived arguments, e.g. beta); returns that config."""
     from omegaconf import OmegaConf
 
     launch.check_launcher(node_cfg, where)
@@ -60,9 +61,9 @@ def check_common(node_cfg, where: str, config_cls: type) -> None:
         raise CaiError(f"{where}.dtype: {node_cfg.dtype!r} unknown; available: null, {', '.join(DTYPES[1:])}")
     if not 0 <= node_cfg.eval_fraction < 1:
         raise CaiError(f"{where}.eval_fraction: must be in [0, 1), got {node_cfg.eval_fraction}")
-    trainer = OmegaConf.to_container(node_cfg.trainer, resolve=True)
-    trainer_args.build(config_cls, trainer, f"{where}.trainer", hardware_defaults(0),
-                       stage_fixed(node_cfg, Path("WORKDIR")))
+    trainer = {**extra, **OmegaConf.to_container(node_cfg.trainer, resolve=True)}
+    return trainer_args.build(config_cls, trainer, f"{where}.trainer", hardware_defaults(0),
+                              stage_fixed(node_cfg, Path("WORKDIR")))
 
 
 def hardware_defaults(seed: int) -> Dict[str, Any]:
