@@ -58,14 +58,16 @@ def comparisons(judged: List[dict], axis: str) -> List[Comparison]:
 
 
 def judge_diagnostics(judged: List[dict]) -> Dict[str, Any]:
-    """How far to trust the judge on these answers: A/B order agreement, position bias, ties."""
-    orders = [o for j in judged for o in j["orders"]]
-    swapped = [(ab["p_a"], 1.0 - ba["p_a"]) for j in judged
-               for ab, ba in zip(j["orders"][::2], j["orders"][1::2])]
-    return {"judgments": len(judged), "identical_answer_ties": sum(1 for j in judged if j.get("identical")),
-            "order_agreement": labels.order_agreement(swapped), "position_bias": labels.position_bias(
-                [o["p_a"] for o in orders]), "mean_confidence": labels.mean(
-                [max(j["p_a_better"], 1.0 - j["p_a_better"]) for j in judged if not j.get("identical")])}
+    """How far to trust the judge on these answers: A/B order agreement, position bias, ties (None: nothing was
+    put to the judge, every pair of answers was identical)."""
+    asked = [j for j in judged if not j.get("identical")]
+    swapped = [(ab["p_a"], 1.0 - ba["p_a"]) for j in asked for ab, ba in zip(j["orders"][::2], j["orders"][1::2])]
+    p_a = [o["p_a"] for j in asked for o in j["orders"]]
+    return {"judgments": len(judged), "identical_answer_ties": len(judged) - len(asked),
+            "order_agreement": labels.order_agreement(swapped) if asked else None,
+            "position_bias": labels.position_bias(p_a) if asked else None,
+            "mean_confidence": labels.mean([max(j["p_a_better"], 1.0 - j["p_a_better"]) for j in asked])
+            if asked else None}
 
 
 def summarize(judged: List[dict], axes: Sequence[str], reference, samples: int, seed: int) -> Dict[str, Any]:

@@ -89,4 +89,4 @@ def _dict(value: Any) -> Dict[str, Any]:
 
 
 def _num(value: Any, spec: str) -> Any:
-    return format(value, spec) if isinstance(value, (int, float)) else value
+    return format(value, spec) if isinstance(value, (int, float)) else "n/a" if value is None else value

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 
 DPI = 110
+MARKERS = "osD^vP*X"
 # Training panels: (title, y label, train key candidates, eval key candidates); a panel is drawn when its data is.
 PANELS = (
     ("Loss", "loss", ("loss",), ("eval_loss",)),
@@ -173,10 +174,12 @@ def elo_plot(elo: Dict[str, Dict[str, dict]], path: Path) -> Optional[Path]:
     fig = Figure(figsize=(7, 5.5), layout="constrained")
     ax = fig.subplots()
     if len(present) == 2:
-        for m in [m for m in elo["helpful"] if m in elo["harmless"]]:
+        for i, m in enumerate(m for m in elo["helpful"] if m in elo["harmless"]):
             (x, x_lo, x_hi), (y, y_lo, y_hi) = _spread(elo["helpful"][m]), _spread(elo["harmless"][m])
-            ax.errorbar(x, y, xerr=[x_lo, x_hi], yerr=[y_lo, y_hi], fmt="o", capsize=3, label=m)
-            ax.annotate(m, (x, y), textcoords="offset points", xytext=(6, 6))
+            # one marker shape per model, larger first, and staggered names: models at one point stay readable
+            ax.errorbar(x, y, xerr=[x_lo, x_hi], yerr=[y_lo, y_hi], fmt=MARKERS[i % len(MARKERS)], capsize=3,
+                        markersize=max(9 - 1.5 * i, 4), label=m)
+            ax.annotate(m, (x, y), textcoords="offset points", xytext=(7, 7 - 13 * i), fontsize=9)
         ax.set(title="Harmlessness vs helpfulness (Elo, 95% bootstrap CI)", xlabel="helpfulness Elo",
                ylabel="harmlessness Elo")
         ax.legend(fontsize=8)

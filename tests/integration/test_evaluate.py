@@ -1,0 +1,40 @@
+"""recipe=tiny's eval node end to end: the generator, sft and dpo answer held-out prompts, the tiny judge compares
+them, and report.md shows the Elo and win-rate tables, evasiveness, the plots and side-by-side transcripts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cai.config import compose_run
+from cai.report.__main__ import main as report_main
+from cai.runner import run
+
+
+def test_tiny_eval_on_held_out_prompts_and_its_report(shared_home, tmp_path):
+    cfg = compose_run(["recipe=tiny", "targets=[eval]", f"home={shared_home}"])
+    run_dir = tmp_path / "run"
+    results = {r.node.name: r for r in run(cfg, run_dir)}
+    metrics = results["eval"].metrics
+    assert set(metrics["elo"]) == {"harmless", "helpful"}
+    assert set(metrics["elo"]["harmless"]) == {"generator", "sft", "dpo"}
+    assert all(r["n"] == 3 for r in metrics["win_rates"]["helpful"]) and len(metrics["win_rates"]["helpful"]) == 3
+    assert metrics["judge"]["harmless"]["identical_answer_ties"] < 9  # the judge compared answers, not only ties
+    # sl_data revised the first 8 red-team prompts: sft and dpo saw them, so none may be evaluated
+    assert metrics["prompts"]["redteam"]["excluded_seen"] == 8 and metrics["prompts"]["helpful"]["excluded_seen"] == 0
+    seen = {json.loads(line)["prompt"] for line in (results["sl_data"].path / "data.jsonl").read_text().splitlines()}
+    rows = [json.loads(line) for line in (results["eval"].path / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and not seen & {r["prompt"] for r in rows}
+    assert set(metrics["evasiveness"]["sft"]) >= {"helpful", "redteam", "helpful_judge"}
+
+    report = (run_dir / "report.md").read_text()
+    for text in ("## Evaluation: `eval`", "**harmless Elo**", "**helpful Elo**", "**harmless win rates**",
+                 "**Evasiveness**", "**Judge consistency**", "8 excluded because an ancestor",
+                 "](plots/eval_elo.png)", "](plots/eval_evasiveness.png)",
+                 "### The same prompts answered by each model (`eval`"):
+        assert text in report, text
+    for name in ("eval_elo.png", "eval_evasiveness.png"):
+        assert (run_dir / "plots" / name).stat().st_size > 5000
+    (run_dir / "report.md").unlink()
+    assert report_main([str(run_dir)]) == 0  # python -m cai.report RUN_DIR
+    again = (run_dir / "report.md").read_text()
+    assert "**harmless win rates**" in again and "](plots/eval_elo.png)" in again
