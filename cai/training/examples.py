@@ -34,6 +34,13 @@ def sft_example(value: Any, fmt: str, system_prompt: Optional[str] = None) -> Op
     return {"prompt": chat[:-1], "completion": chat[-1:]}
 
 
+def with_system(chat: Messages, system_prompt: Optional[str]) -> Messages:
+    """The chat with a spec's system prompt first (as the engine adds it at inference), unless it has one."""
+    if system_prompt and (not chat or chat[0]["role"] != "system"):
+        return [{"role": "system", "content": system_prompt}] + chat
+    return chat
+
+
 def _turns(value: Any, role: str) -> Optional[Messages]:
     if isinstance(value, str):
         return [{"role": role, "content": value}] if value.strip() else None

@@ -39,14 +39,14 @@ def check_lora(options, where: str) -> None:
         raise CaiError(f"{where}.lora: {err}") from None
 
 
-def peft_config(options) -> Optional[Any]:
-    """The `peft.LoraConfig` for enabled options, else None."""
+def peft_config(options, task_type: str = "CAUSAL_LM") -> Optional[Any]:
+    """The `peft.LoraConfig` for enabled options, else None (SEQ_CLS also trains the reward model's score head)."""
     if not options.enabled:
         return None
     from peft import LoraConfig
 
     targets = list(options.target_modules)
-    return LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout, task_type="CAUSAL_LM",
+    return LoraConfig(r=options.r, lora_alpha=options.alpha, lora_dropout=options.dropout, task_type=task_type,
                       target_modules="all-linear" if targets == ["all-linear"] else targets)
 
 
@@ -80,6 +80,8 @@ def merge_loaded_adapters(model: Any) -> None:
     # reverse; the merged model must save with plain keys (checked on transformers 5.24)
     if hasattr(model, "_weight_conversions"):
         del model._weight_conversions
+    # PEFT froze every base weight when it injected the adapter: unfreeze, or full fine-tuning gets no gradients
+    model.requires_grad_(True)
 
 
 def save_model(trainer: Any, tokenizer: Any, out: Path, options) -> None:
