@@ -7,7 +7,9 @@ from typing import Any, Dict, List
 from cai.stages.base import StageContext
 
 HEADLINE = ("train_loss", "eval_loss_before", "eval_loss", "eval_reward_accuracy_before", "eval_reward_accuracy",
-            "eval_reward_margin", "steps", "resumed_from", "train_examples", "eval_examples", "dropped_pairs")
+            "eval_reward_margin", "eval_reward_before", "eval_reward", "final_reward", "final_kl",
+            "final_completion_length", "steps", "resumed_from", "train_examples", "eval_examples", "train_prompts",
+            "eval_prompts", "dropped_pairs")
 
 
 def write_samples(ctx: StageContext, metrics: Dict[str, Any], curve_keys: List[str], prompts: List[List[dict]],
