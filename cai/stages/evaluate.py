@@ -41,9 +41,9 @@ class EvalPrompts:
 
 @dataclass
 class EvaluateInputs:
-    models: Any = field(default_factory=lambda: ["models.generator", "sft"])
+    models: Any = None
     """The models compared: a list of references (nodes like sft, or roles like models.generator; each labelled by
-    its name) or a map label -> reference."""
+    its name) or a map label -> reference. No default: a list and a map cannot merge, so the recipe sets it whole."""
     judge: str = "models.judge"
     """The feedback model that compares answers."""
 
@@ -88,6 +88,8 @@ class EvaluateConfig(StageConfig):
 def model_labels(node_cfg) -> Dict[str, str]:
     """label -> reference of the compared models; a list labels each by its name (`models.generator` -> generator)."""
     found = node_cfg.inputs.models
+    if found is None:
+        return {}
     if OmegaConf.is_dict(found):
         return {str(k): str(v) for k, v in found.items()}
     refs = [str(r) for r in (found if OmegaConf.is_list(found) else [found])]
@@ -133,7 +135,8 @@ def check(node_cfg, where: str) -> None:
     if any(label.startswith("#") for label in labels):
         raise CaiError(f"{where}.inputs.models: two references share a name; give a map label -> reference")
     if len(labels) < 2:
-        raise CaiError(f"{where}.inputs.models: compare at least two models, got {list(labels.values())}")
+        raise CaiError(f"{where}.inputs.models: compare at least two models, e.g. [models.generator, sft] or "
+                       f"{{base: models.generator, rl: rl}}; got {list(labels.values())}")
     allowed = {"axes": SETS, "outcome": matchups.OUTCOMES, "reference": (None, *labels)}
     for key, bad in (("axes", sorted(set(node_cfg.axes) - set(SETS))), ("outcome", node_cfg.outcome),
                      ("reference", node_cfg.reference)):

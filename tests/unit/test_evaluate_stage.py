@@ -118,6 +118,7 @@ def test_model_labels_and_refs_from_a_list_or_a_map():
 
 
 @pytest.mark.parametrize("overrides, message", [
+    ({"inputs.models": None}, "inputs.models: compare at least two models, e.g."),
     ({"inputs.models": ["sft"]}, "inputs.models: compare at least two"),
     ({"inputs.models": ["models.sft", "sft"]}, "share a name; give a map"),
     ({"outcome": "soft-ish"}, "outcome: 'soft-ish' unknown"),
@@ -127,6 +128,7 @@ def test_model_labels_and_refs_from_a_list_or_a_map():
     ({"method": "vibes"}, "method: 'vibes' unknown")])
 def test_config_errors_name_the_key(overrides, message):
     cfg = OmegaConf.structured(EvaluateConfig)
+    cfg.inputs.models = ["models.generator", "sft"]
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value, merge=False)
     with pytest.raises(CaiError, match=message):
