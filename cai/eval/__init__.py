@@ -1,1 +1,3 @@
-"""Evaluation statistics: Bradley-Terry Elo and pairwise win rates with confidence intervals (pure numpy)."""
+"""Evaluation: Bradley-Terry Elo and win rates with intervals (elo, pure numpy), held-out prompt selection by lineage
+(heldout), the refusal detector (refusal), pair/order bookkeeping (matchups), judge calls (judging), and what an
+evaluate node writes (report_rows)."""
