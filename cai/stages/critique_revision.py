@@ -32,6 +32,9 @@ class CritiqueRevisionConfig(StageConfig):
     """Critique -> revision rounds per prompt, each under a freshly sampled principle."""
     fewshot: bool = True
     """Put the constitution's critique-revision exemplars before every prompt."""
+    max_exemplars: Optional[int] = None
+    """Use only the constitution's first N critique-revision exemplars (each adds its tokens to every chat's prompt;
+    null: all)."""
     limit: Optional[int] = None
     """Use only the first N prompts (after shuffling)."""
     shuffle: bool = False
@@ -47,6 +50,9 @@ def constitution_context(cfg, node_cfg) -> Dict[str, Any]:
     principles = OmegaConf.to_container(constitution.critique_revision, resolve=True)
     ids = selected_ids(principles, list(constitution.select), "constitution.select")
     exemplars = OmegaConf.to_container(constitution.fewshot.critique_revision, resolve=True)
+    if node_cfg.max_exemplars is not None and node_cfg.max_exemplars < 0:
+        raise CaiError(f"max_exemplars: must be >= 0 or null, got {node_cfg.max_exemplars}")
+    exemplars = dict(list(exemplars.items())[:node_cfg.max_exemplars])
     return {"constitution": constitution.name, "principles": {i: principles[i] for i in ids},
             "exemplars": exemplars if node_cfg.fewshot else {}}
 
