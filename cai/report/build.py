@@ -102,7 +102,9 @@ def training_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
                     extra.setdefault(key, []).append((step, value))
     path = plots.training_plot(node.steps(), node.name, plot_dir / f"{node.name}_training.png", extra)
     head = ("train_loss", "eval_loss_before", "eval_loss", "eval_reward_accuracy_before", "eval_reward_accuracy",
-            "eval_reward_margin", "steps", "train_examples", "eval_examples")
+            "eval_reward_margin", "eval_ece_before", "eval_ece",  # preference models: calibration of sigmoid(margin)
+            "eval_reward_before", "eval_reward", "final_reward", "final_kl", "final_completion_length",  # RL
+            "steps", "train_examples", "eval_examples", "train_prompts", "eval_prompts")
     return [f"## Training: `{node.name}` ({node.kind})", ""] + _scalars(node, head) + sections.image(
         path, run, f"{node.name} training curves")
 
