@@ -38,10 +38,11 @@ def test_run_then_rerun_is_all_cache_hits(shared_home):
 
 
 def test_changing_a_field_reruns_the_node_and_refresh_recomputes(shared_home):
-    run_cli(*SL, home=shared_home, check=True)
-    changed = run_cli(*SL, "pipeline.sl_data.sampling.temperature=0.5", home=shared_home, check=True)
+    two = [*SL, "pipeline.sl_data.limit=2"]  # two prompts: the test is about keys, not generation
+    run_cli(*two, home=shared_home, check=True)
+    changed = run_cli(*two, "pipeline.sl_data.sampling.temperature=0.5", home=shared_home, check=True)
     assert plan_of(changed)["sl_data"]["status"] == "run"
-    refreshed = run_cli(*SL, "cache.mode=refresh", home=shared_home, check=True)
+    refreshed = run_cli(*two, "cache.mode=refresh", home=shared_home, check=True)
     assert plan_of(refreshed)["sl_data"]["status"] == "run"
 
 
@@ -75,3 +76,15 @@ def test_sigkill_during_generation_then_rerun_resumes(cai_home):
     assert "resuming" in rerun.stderr + rerun.stdout
     rows = records(Path(plan_of(rerun)["sl_data"]["path"]))
     assert len(rows) == 12 and len({r["id"] for r in rows}) == 12 and done_before < 12
+
+
+def test_a_principle_sweep_shares_every_node_that_does_not_read_the_principles(tmp_path):
+    proc = run_cli("-m", "recipe=tiny", "targets=[sl_data,pairs]", "pipeline.sl_data.limit=2", "pipeline.pairs.limit=2",
+                   "constitution.select=[toxic],[toxic,illegal]", home=tmp_path, check=True)
+    plans = sorted((tmp_path / "runs" / "multirun").glob("*/*/plan.json"))
+    assert len(plans) == 2, proc.stdout
+    keys = [{n["node"]: n["key"] for n in json.loads(p.read_text())["nodes"]} for p in plans]
+    assert keys[0]["sl_data"] != keys[1]["sl_data"] and keys[0]["pairs"] == keys[1]["pairs"]
+    store = tmp_path / "store"
+    assert len(list((store / "critique_revision").glob("*/DONE.json"))) == 2  # one per principle set
+    assert len(list((store / "sample_pairs").glob("*/DONE.json"))) == 1  # computed once, a cache hit for job 2
