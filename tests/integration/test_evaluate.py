@@ -19,16 +19,18 @@ def test_tiny_eval_on_held_out_prompts_and_its_report(shared_home, tmp_path):
     assert set(metrics["elo"]["harmless"]) == {"generator", "sft", "dpo"}
     assert all(r["n"] == 3 for r in metrics["win_rates"]["helpful"]) and len(metrics["win_rates"]["helpful"]) == 3
     assert metrics["judge"]["harmless"]["identical_answer_ties"] < 9  # the judge compared answers, not only ties
-    # sl_data revised the first 8 red-team prompts: sft and dpo saw them, so none may be evaluated
-    assert metrics["prompts"]["redteam"]["excluded_seen"] == 8 and metrics["prompts"]["helpful"]["excluded_seen"] == 0
-    seen = {json.loads(line)["prompt"] for line in (results["sl_data"].path / "data.jsonl").read_text().splitlines()}
+    # sl_data revised the first 8 red-team prompts and `helpful` answered 4 helpful ones: sft and dpo saw them all,
+    # so none may be evaluated
+    assert metrics["prompts"]["redteam"]["excluded_seen"] == 8 and metrics["prompts"]["helpful"]["excluded_seen"] == 4
+    seen = {json.loads(line)["prompt"] for node in ("sl_data", "helpful")
+            for line in (results[node].path / "data.jsonl").read_text().splitlines()}
     rows = [json.loads(line) for line in (results["eval"].path / "data.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and not seen & {r["prompt"] for r in rows}
     assert set(metrics["evasiveness"]["sft"]) >= {"helpful", "redteam", "helpful_judge"}
 
     report = (run_dir / "report.md").read_text()
     for text in ("## Evaluation: `eval`", "**harmless Elo**", "**helpful Elo**", "**harmless win rates**",
-                 "**Evasiveness**", "**Judge consistency**", "8 excluded because an ancestor",
+                 "**Evasiveness**", "**Judge consistency**", "12 excluded because an ancestor",
                  "](plots/eval_elo.png)", "](plots/eval_evasiveness.png)",
                  "### The same prompts answered by each model (`eval`"):
         assert text in report, text
