@@ -52,6 +52,9 @@ def resolve_ref(ref: str, where: str, cfg: DictConfig) -> Ref:
         role = ref.split(".", 1)[1]
         if role not in cfg.models:
             raise CaiError(f"{where}: unknown model role {ref!r}{_suggest(role, list(cfg.models))}")
+        from cai.models import check_spec  # cai.models imports this module
+
+        check_spec(cfg.models[role], f"models.{role}")
         return Ref("model", role, "model")
     if ref not in cfg.pipeline:
         options = list(cfg.pipeline) + [f"models.{r}" for r in cfg.models]

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cai.graph import model_key
 from cai.registry import CaiError
@@ -14,6 +14,10 @@ from cai.store import Store
 
 log = logging.getLogger(__name__)
 SOURCES = ("hub", "local", "gguf_package", "tiny_random")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+QUANTIZE = ("none", "int8")
+WEIGHT_FIELDS = ("source", "id", "revision", "path", "package", "file")
+"""What a converted checkpoint depends on: dtype or quantize settings reuse the same converted weights."""
 
 
 def checkpoint(spec: DictConfig, home: Path) -> str:
@@ -34,7 +38,7 @@ def checkpoint(spec: DictConfig, home: Path) -> str:
 
 def _materialize(spec: DictConfig, store: Store) -> Path:
     """Build or convert the model once into the store (keyed by its spec) and reuse it after."""
-    key = model_key(spec).split(":", 1)[1]
+    key = model_key(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS))).split(":", 1)[1]
     if store.is_done("model", key):
         return store.path("model", key) / "model"
     with store.lock(key):
@@ -139,6 +143,36 @@ def load_causal_lm(spec: DictConfig, home: Path, device: Optional[str] = None) -
                                                  dtype=resolve_dtype(spec.dtype),
                                                  trust_remote_code=spec.trust_remote_code)
     return model.to(device).eval()
+
+
+def check_spec(spec: DictConfig, where: str) -> None:
+    """Plan-time checks of a model role's loading options."""
+    if spec.dtype not in DTYPES:
+        raise CaiError(f"{where}.dtype: {spec.dtype!r} unknown; available: {', '.join(DTYPES)}")
+    if spec.quantize not in QUANTIZE:
+        raise CaiError(f"{where}.quantize: {spec.quantize!r} unknown; available: {', '.join(QUANTIZE)}")
+
+
+def quantize_for_inference(model: Any, how: str, where: str = "quantize") -> Any:
+    """The model with int8 dynamic-quantized Linear layers (`how=int8`, CPU only), or unchanged (`none`).
+
+    Weights are stored in int8 and each batch's activations are quantized on the fly, so the matmuls run on int8
+    kernels (fbgemm). The output head stays in full precision: quantizing it flipped half of SmolLM2's HHH answers,
+    the other layers one in twelve (bench/feedback_hhh.py --quantize int8 measures it)."""
+    import warnings
+
+    import torch
+
+    if how == "none":
+        return model
+    if model.device.type != "cpu":
+        raise CaiError(f"{where}: int8 dynamic quantization runs on CPU only; on {model.device.type} set dtype")
+    head = model.get_output_embeddings()
+    layers = {name: torch.ao.quantization.default_dynamic_qconfig for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) and module is not head}
+    with warnings.catch_warnings():  # torch.ao's notice that eager quantization moves to torchao
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 def _revision(spec: DictConfig) -> Optional[str]:

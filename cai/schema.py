@@ -29,13 +29,15 @@ class ModelSpec:
     """GGUF file name inside that package."""
     dtype: str = "auto"
     """auto (bf16 where the hardware supports it, else fp32), bfloat16, float16 or float32."""
+    quantize: str = "none"
+    """none, or int8: dynamic int8 Linear layers for generation and scoring on CPU (training loads full weights)."""
     chat_template: Optional[str] = None
     """Jinja chat template overriding the tokenizer's; null keeps the model's own."""
     system_prompt: Optional[str] = None
     """System message put before every chat; null keeps the template's default."""
     trust_remote_code: bool = False
     engine: str = "hf"
-    """Generation engine by registered name: hf, scripted (tests), vllm (GPU)."""
+    """Generation engine by registered name: hf, or scripted (tests); another engine plugs in by registering."""
     max_batch_tokens: int = 16384
     """Token budget of one generation batch (prompt + new tokens, summed over the batch)."""
     max_batch_size: int = 64

@@ -1,4 +1,4 @@
-"""The engine interface every stage generates through (hf, scripted; vllm and openai plug in the same way)."""
+"""The engine interface every stage generates through (hf, scripted; another backend plugs in by registering one)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -14,11 +14,11 @@ class HFEngine:
     """Generation with a transformers causal LM (bf16 on CPUs and GPUs that support it)."""
 
     def __init__(self, spec, home: Path):
-        from cai.models import load_causal_lm, load_tokenizer
+        from cai.models import load_causal_lm, load_tokenizer, quantize_for_inference
 
         self.spec = spec
         self.tokenizer = load_tokenizer(spec, home, padding_side="left")
-        self.model = load_causal_lm(spec, home)
+        self.model = quantize_for_inference(load_causal_lm(spec, home), spec.quantize)
         self.stats = EngineStats()
         self.stop_ids = _stop_ids(self.tokenizer)
         self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache

@@ -17,8 +17,8 @@ from cai.training.lora import LoraOptions
 from cai.training.mixture import MixturePart
 
 # ModelSpec fields a trained artifact inherits from the model it started from (source and path are the artifact's).
-INHERITED_SPEC = ("dtype", "chat_template", "system_prompt", "trust_remote_code", "engine", "max_batch_tokens",
-                  "max_batch_size")
+INHERITED_SPEC = ("dtype", "quantize", "chat_template", "system_prompt", "trust_remote_code", "engine",
+                  "max_batch_tokens", "max_batch_size")
 DTYPES = (None, "auto", "bfloat16", "float16", "float32")
 
 
