@@ -5,6 +5,7 @@ forward pass over prompt + option (tokenized together), the option tokens' log-p
 row's options. Same model (the hhh_eval recipe's judge), same dtype, measured in one run:
     python bench/feedback_hhh.py [--limit N] [--evals PATH] [--skip-straightforward]
     python bench/feedback_hhh.py --stage-results $CAI_HOME/runs/hhh_eval/<time>/artifacts/hhh  # compare to a run
+    python bench/feedback_hhh.py --quantize int8 --skip-straightforward  # the int8 judge against the fp32 one
 """
 from __future__ import annotations
 
@@ -64,6 +65,14 @@ def accuracy(probs: List[List[float]], rows) -> float:
     return sum(right) / len(right)
 
 
+def agreement(ours: List[List[float]], other: List[List[float]]) -> str:
+    """How often two sets of option probabilities pick the same option, and their largest difference."""
+    same = sum(max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
+               for a, b in zip(ours, other))
+    gap = max(abs(x - y) for a, b in zip(ours, other) for x, y in zip(a, b))
+    return f"same predicted option on {same}/{len(ours)} rows; max |p difference| {gap:.2e}"
+
+
 def main() -> None:
     """Print both accuracies, their speeds and how often the two agree."""
     from cai.config import compose_run
@@ -75,6 +84,7 @@ def main() -> None:
     parser.add_argument("--evals", default=DEFAULT)
     parser.add_argument("--skip-straightforward", action="store_true")
     parser.add_argument("--stage-results", help="a feedback_accuracy artifact folder: compare to it, not a new run")
+    parser.add_argument("--quantize", default="none", help="int8: also score with the int8 judge, against fp32")
     args = parser.parse_args()
     rows = load_rows(f"file://{args.evals}")[:args.limit]
     cfg = compose_run(["recipe=hhh_eval"])
@@ -84,16 +94,18 @@ def main() -> None:
     ours, seconds = stage_results(args.stage_results, rows) if args.stage_results else scorer(engine, rows)
     print(f"scorer:          accuracy {100 * accuracy(ours, rows):.2f}%  {len(rows) / seconds:.2f} comparisons/s"
           f"  ({seconds:.1f} s)")
+    if args.quantize != "none":
+        quantized = HFEngine(compose_run(["recipe=hhh_eval", f"models.judge.quantize={args.quantize}"]).models.judge,
+                             home)
+        fast, fast_seconds = scorer(quantized, rows)
+        print(f"scorer, {args.quantize}:   accuracy {100 * accuracy(fast, rows):.2f}%  {len(rows) / fast_seconds:.2f} "
+              f"comparisons/s  ({fast_seconds:.1f} s); x{seconds / fast_seconds:.2f}; {agreement(fast, ours)}")
     if args.skip_straightforward:
         return
     plain, plain_seconds = straightforward(engine.model, engine.tokenizer, rows, log_every=25)
     print(f"straightforward: accuracy {100 * accuracy(plain, rows):.2f}%  {len(rows) / plain_seconds:.2f} "
           f"comparisons/s  ({plain_seconds:.1f} s)")
-    same = sum(max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
-               for a, b in zip(ours, plain))
-    gap = max(abs(x - y) for a, b in zip(ours, plain) for x, y in zip(a, b))
-    print(f"same predicted option on {same}/{len(rows)} rows; max |p difference| {gap:.2e}; "
-          f"speed-up x{plain_seconds / seconds:.1f}")
+    print(f"{agreement(ours, plain)}; speed-up x{plain_seconds / seconds:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Generated tokens/s of the critique_revision stage against a one-prompt-at-a-time `model.generate` loop.
+"""Generated tokens/s of the critique_revision stage against batched and one-prompt-at-a-time `model.generate`.
 
 Same model, prompts, principles, exemplars and sampling settings, measured in one run:
-    python bench/generation.py [--prompts 16] [--fewshot] [--max-new 64] [--recipe smol]
+    python bench/generation.py [--prompts 16] [--fewshot] [--max-new 64] [--recipe smol] [--batch 64]
+        [--skip-naive] [--quantize int8]
+Batched `generate` counts its tokens up to the first stop token of each row (padding after it is not counted).
 """
 from __future__ import annotations
 
@@ -61,6 +63,37 @@ def naive_run(engine, prompts, prefix, context, sampling, seed) -> tuple:
     return tokens, time.perf_counter() - started
 
 
+def batched_run(engine, prompts, prefix, context, sampling, seed, batch: int) -> tuple:
+    """Batched `model.generate` (left padding, `batch` chats per call), the same three turns per prompt: each turn
+    is one round over all prompts, as the stage does it, but with no token budget, prefix cache or own sampler."""
+    import torch
+
+    from cai.constitution import sample_principles, stable_rng
+
+    model, tok, principles = engine.model, engine.tokenizer, context["principles"]
+    chats = [prefix + [{"role": "user", "content": p["prompt"]}] for p in prompts]
+    picked = [sample_principles(principles, list(principles), 1, stable_rng(seed, p["id"], 0))[0] for p in prompts]
+    tokens, started = 0, time.perf_counter()
+    for turn in ("critique", "revision", None):
+        replies = []
+        for start in range(0, len(chats), batch):
+            ids = tok([engine.render(c) for c in chats[start:start + batch]], return_tensors="pt", padding=True,
+                      add_special_tokens=False)
+            with torch.inference_mode():
+                out = model.generate(**ids, max_new_tokens=sampling.max_new_tokens, do_sample=sampling.do_sample,
+                                     temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k,
+                                     repetition_penalty=sampling.repetition_penalty, eos_token_id=engine.stop_ids,
+                                     pad_token_id=tok.pad_token_id)
+            new = out[:, ids.input_ids.shape[1]:]
+            tokens += int((~torch.isin(new, torch.tensor(engine.stop_ids + [tok.pad_token_id]))).sum())
+            replies += tok.batch_decode(new, skip_special_tokens=True)
+        if turn is None:
+            break
+        chats = [c + [{"role": "assistant", "content": r}, {"role": "user", "content": principles[pid][turn]}]
+                 for c, r, pid in zip(chats, replies, picked)]
+    return tokens, time.perf_counter() - started
+
+
 def main() -> None:
     """Print tokens/s of both ways and their ratio."""
     from cai.config import compose_run
@@ -70,19 +103,33 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-new", type=int, default=64)
     parser.add_argument("--fewshot", action="store_true")
+    parser.add_argument("--batch", type=int, default=64, help="chats per batched `generate` call")
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the one-at-a-time loop (slow)")
+    parser.add_argument("--quantize", default="none", help="models.generator.quantize for every path (none|int8)")
     args = parser.parse_args()
     cfg = compose_run([f"recipe={args.recipe}", f"pipeline.sl_data.limit={args.prompts}",
-                       f"pipeline.sl_data.sampling.max_new_tokens={args.max_new}", "pipeline.sl_data.revisions=1"])
+                       f"pipeline.sl_data.sampling.max_new_tokens={args.max_new}", "pipeline.sl_data.revisions=1",
+                       f"models.generator.quantize={args.quantize}"])
     home = Path(os.environ.get("CAI_HOME", "cai_home")).resolve()
     tokens, seconds, engine, prompts, prefix, context = stage_run(cfg, home, args.fewshot)
-    base_tokens, base_seconds = naive_run(engine, prompts, prefix, context, cfg.pipeline.sl_data.sampling, cfg.seed)
-    stage_rate, base_rate = tokens / seconds, base_tokens / base_seconds
+    sampling = cfg.pipeline.sl_data.sampling
+    rows = [("critique_revision stage", tokens, seconds)]
+    rows.append((f"batched generate ({args.batch})",
+                 *batched_run(engine, prompts, prefix, context, sampling, cfg.seed, args.batch)))
+    if not args.skip_naive:
+        rows.append(("one-at-a-time generate", *naive_run(engine, prompts, prefix, context, sampling, cfg.seed)))
     print(f"model {args.recipe}: {OmegaConf.to_container(cfg.models.generator)}")
     print(f"prompts={len(prompts)} fewshot={args.fewshot} prefix_tokens={engine.stats.prefix_tokens_reused} "
-          f"max_new_tokens={args.max_new} dtype={engine.model.dtype}")
-    print(f"critique_revision stage : {tokens:6d} tokens in {seconds:7.1f} s = {stage_rate:7.1f} tokens/s")
-    print(f"one-at-a-time generate  : {base_tokens:6d} tokens in {base_seconds:7.1f} s = {base_rate:7.1f} tokens/s")
-    print(f"ratio: {stage_rate / base_rate:.1f}x")
+          f"max_new_tokens={args.max_new} dtype={engine.model.dtype} threads={torch_threads()}")
+    for name, count, secs in rows:
+        print(f"{name:26s}: {count:6d} tokens in {secs:7.1f} s = {count / secs:7.1f} tokens/s"
+              f"  (stage x{(tokens / seconds) / (count / secs):.1f})")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 if __name__ == "__main__":
