@@ -2,7 +2,7 @@
 
 Same model, prompts, principles, exemplars and sampling settings, measured in one run:
     python bench/generation.py [--prompts 16] [--fewshot] [--max-new 64] [--recipe smol] [--batch 64]
-        [--skip-naive] [--quantize int8]
+        [--skip-naive] [--compare-turn-reuse] [--quantize int8]
 Batched `generate` counts its tokens up to the first stop token of each row (padding after it is not counted).
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
-def stage_run(cfg, home: Path, fewshot: bool) -> tuple:
-    """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache)."""
+def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True) -> tuple:
+    """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache, and unless
+    `reuse_turns` is off, each turn continuing the previous turn's keys/values)."""
     from cai.constitution import fewshot_chat
     from cai.engines.hf import HFEngine
     from cai.stages.base import StageContext
@@ -28,6 +29,7 @@ def stage_run(cfg, home: Path, fewshot: bool) -> tuple:
     prompts, _ = data.load_prompts(node.inputs.prompts, node.limit, False, cfg.seed)
     context = constitution_context(cfg, node)
     engine = HFEngine(cfg.models.generator, home)
+    engine.reuse_turns = engine.reuse_turns and reuse_turns
     ctx = StageContext("sl_data", node, {}, Path(tempfile.mkdtemp()), home, cfg.seed, context)
     prefix = fewshot_chat(context["exemplars"]) if fewshot else []
     started = time.perf_counter()
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--fewshot", action="store_true")
     parser.add_argument("--batch", type=int, default=64, help="chats per batched `generate` call")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the one-at-a-time loop (slow)")
+    parser.add_argument("--compare-turn-reuse", action="store_true", help="also run the stage re-encoding each turn")
     parser.add_argument("--quantize", default="none", help="models.generator.quantize for every path (none|int8)")
     args = parser.parse_args()
     cfg = compose_run([f"recipe={args.recipe}", f"pipeline.sl_data.limit={args.prompts}",
@@ -114,13 +117,16 @@ def main() -> None:
     tokens, seconds, engine, prompts, prefix, context = stage_run(cfg, home, args.fewshot)
     sampling = cfg.pipeline.sl_data.sampling
     rows = [("critique_revision stage", tokens, seconds)]
+    if args.compare_turn_reuse:
+        rows.append(("stage, no turn reuse", *stage_run(cfg, home, args.fewshot, reuse_turns=False)[:2]))
     rows.append((f"batched generate ({args.batch})",
                  *batched_run(engine, prompts, prefix, context, sampling, cfg.seed, args.batch)))
     if not args.skip_naive:
         rows.append(("one-at-a-time generate", *naive_run(engine, prompts, prefix, context, sampling, cfg.seed)))
     print(f"model {args.recipe}: {OmegaConf.to_container(cfg.models.generator)}")
     print(f"prompts={len(prompts)} fewshot={args.fewshot} prefix_tokens={engine.stats.prefix_tokens_reused} "
-          f"max_new_tokens={args.max_new} dtype={engine.model.dtype} threads={torch_threads()}")
+          f"turn_tokens_reused={engine.stats.turn_tokens_reused} max_new_tokens={args.max_new} "
+          f"dtype={engine.model.dtype} threads={torch_threads()}")
     for name, count, secs in rows:
         print(f"{name:26s}: {count:6d} tokens in {secs:7.1f} s = {count / secs:7.1f} tokens/s"
               f"  (stage x{(tokens / seconds) / (count / secs):.1f})")

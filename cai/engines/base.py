@@ -15,6 +15,8 @@ class EngineStats:
     generated_tokens: int = 0
     prompt_tokens: int = 0
     prefix_tokens_reused: int = 0
+    turn_tokens_reused: int = 0
+    """Prompt tokens taken from the previous call's keys/values (a chat's next turn) instead of encoded again."""
     seconds: float = 0.0
 
 

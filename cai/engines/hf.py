@@ -7,6 +7,7 @@ from typing import List
 
 from cai.constitution.render import render_chat
 from cai.engines.base import Chat, EngineStats
+from cai.engines.turn_cache import Layers, Reuse, TurnMemory, stacked_cache
 from cai.registry import engine
 
 
@@ -14,6 +15,7 @@ class HFEngine:
     """Generation with a transformers causal LM (bf16 on CPUs and GPUs that support it)."""
 
     def __init__(self, spec, home: Path):
+        from cai.engines.growable_cache import GrowableLayer, growable_cache
         from cai.models import load_causal_lm, load_tokenizer, quantize_for_inference
 
         self.spec = spec
@@ -22,6 +24,9 @@ class HFEngine:
         self.stats = EngineStats()
         self.stop_ids = _stop_ids(self.tokenizer)
         self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache
+        self.turns = TurnMemory()
+        # a chat's next turn continues the keys/values of the sequence before it (full-attention caches only)
+        self.reuse_turns = all(type(layer) is GrowableLayer for layer in growable_cache(self.model.config).layers)
 
     def render(self, chat: Chat) -> str:
         """The exact prompt text for a chat (chat template, or a Human:/Assistant: transcript)."""
@@ -46,21 +51,36 @@ class HFEngine:
 
         start = time.perf_counter()
         encoded = [self.tokenizer(self.render(c), add_special_tokens=False).input_ids for c in chats]
-        shared = shared_prefix_length(encoded, self.min_shared_prefix)
-        prefix = self._prefix_cache(encoded[0][:shared]) if shared else None
+        reuses = self._reuses(encoded)
         replies: List[str] = [""] * len(chats)
-        for number, batch in enumerate(self._batches([ids[shared:] for ids in encoded], sampling.max_new_tokens)):
+        memory = TurnMemory()
+        own = [len(ids) - r.length for ids, r in zip(encoded, reuses)]
+        for number, batch in enumerate(self._batches(own, sampling.max_new_tokens)):
             torch.manual_seed(seed * 100_003 + number)  # the same batches get the same draws on a rerun
-            texts = self._generate_batch([encoded[i] for i in batch], sampling, shared, prefix)
+            texts = self._generate_batch([encoded[i] for i in batch], [reuses[i] for i in batch], sampling, memory)
             for index, text in zip(batch, texts):
                 replies[index] = text
+        self.turns = memory
         self.stats.prompts += len(chats)
         self.stats.prompt_tokens += sum(map(len, encoded))
         self.stats.seconds += time.perf_counter() - start
         return replies
 
-    def _prefix_cache(self, prefix: List[int]):
-        """KV cache of the prompt prefix every chat shares (system prompt, few-shot exemplars), computed once."""
+    def _reuses(self, encoded: List[List[int]]) -> List[Reuse]:
+        """Per prompt, the cached keys/values it starts from: the previous call's sequence it continues (a chat's
+        next turn, when that covers more than the shared prefix by `min_shared_prefix` tokens), else the prefix every
+        prompt shares (system prompt, few-shot exemplars; computed once), else nothing."""
+        shared = shared_prefix_length(encoded, self.min_shared_prefix)
+        base = Reuse(shared, self._prefix_layers(encoded[0][:shared])) if shared else Reuse(0, None)
+        reuses = []
+        for ids in encoded:
+            turn = self.turns.match(ids, base.length + self.min_shared_prefix) if self.reuse_turns else None
+            self.stats.turn_tokens_reused += turn.length if turn else 0
+            reuses.append(turn or base)
+        return reuses
+
+    def _prefix_layers(self, prefix: List[int]) -> Layers:
+        """Keys and values of the prompt prefix every chat shares, computed once."""
         import torch
 
         from cai.engines.growable_cache import growable_cache
@@ -69,54 +89,56 @@ class HFEngine:
         with torch.inference_mode():
             self.model(input_ids=torch.tensor([prefix], device=self.model.device), cache=cache, use_cache=True)
         self.stats.prefix_tokens_reused += len(prefix)
-        return cache
+        return [(layer.keys[0], layer.values[0]) for layer in cache.layers]
 
-    def _batches(self, encoded: List[List[int]], max_new: int) -> List[List[int]]:
-        by_length = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
+    def _batches(self, lengths: List[int], max_new: int) -> List[List[int]]:
+        by_length = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         batches, current, longest = [], [], 0
         for i in by_length:
-            width = max(longest, len(encoded[i])) + max_new
+            width = max(longest, lengths[i]) + max_new
             if current and (width * (len(current) + 1) > self.spec.max_batch_tokens
                             or len(current) >= self.spec.max_batch_size):
                 batches.append(current)
                 current, longest = [], 0
             current.append(i)
-            longest = max(longest, len(encoded[i]))
+            longest = max(longest, lengths[i])
         return batches + ([current] if current else [])
 
-    def _generate_batch(self, ids: List[List[int]], sampling, shared: int, prefix) -> List[str]:
-        import copy
-
+    def _generate_batch(self, ids: List[List[int]], reuses: List[Reuse], sampling, memory: TurnMemory) -> List[str]:
         import torch
         from transformers import LogitsProcessorList
 
         from cai.engines.growable_cache import growable_cache
         from cai.engines.sampling import GumbelSampler
 
-        # [shared prefix][padding][own suffix]: the prefix's cached keys/values are reused by every row, and the
-        # attention mask hides the padding in the middle (positions come from the mask's cumulative sum).
-        width = max(len(row) for row in ids) - shared
+        # [padding][cached tokens][padding][own tokens]: each row's cached keys/values sit right-aligned in the
+        # first `cached` positions; the mask hides both paddings (positions come from the mask's cumulative sum).
+        cached, width = max(r.length for r in reuses), max(len(row) - r.length for row, r in zip(ids, reuses))
         pad = self.tokenizer.pad_token_id
-        input_ids = [row[:shared] + [pad] * (width - len(row) + shared) + row[shared:] for row in ids]
-        mask = [[1] * shared + [0] * (width - len(row) + shared) + [1] * (len(row) - shared) for row in ids]
+        rows = [([pad] * (cached - r.length) + row[:r.length] + [pad] * (width - len(row) + r.length) + row[r.length:],
+                 [0] * (cached - r.length) + [1] * r.length + [0] * (width - len(row) + r.length)
+                 + [1] * (len(row) - r.length)) for row, r in zip(ids, reuses)]
         device = self.model.device
+        input_ids, mask = (torch.tensor(part, device=device) for part in zip(*rows))
+        cache = stacked_cache(self.model.config, reuses, cached) if cached else growable_cache(self.model.config)
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, eos_token_id=self.stop_ids,
-                      repetition_penalty=sampling.repetition_penalty, pad_token_id=pad)
+                      repetition_penalty=sampling.repetition_penalty, pad_token_id=pad, cache=cache)
         if sampling.do_sample:  # sampled by our processor (no full-vocabulary sort or multinomial), picked greedily
-            sampler = GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k)
-            kwargs["logits_processor"] = LogitsProcessorList([sampler])
-        if prefix is not None:
-            cache = copy.deepcopy(prefix)
-            cache.batch_repeat_interleave(len(ids))
-            kwargs["cache"] = cache
-        else:
-            kwargs["cache"] = growable_cache(self.model.config)
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k)])
         with torch.inference_mode():
-            out = self.model.generate(input_ids=torch.tensor(input_ids, device=device),
-                                      attention_mask=torch.tensor(mask, device=device), **kwargs)
-        new = out[:, len(input_ids[0]):]
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+        new = out[:, input_ids.shape[1]:]
         self.stats.generated_tokens += _count_until_stop(new, self.stop_ids)
+        if self.reuse_turns and self._room(memory, ids, new.shape[1]):
+            fed = [row + tokens for row, tokens in zip(ids, new[:, :-1].tolist())]  # the last token was never fed
+            memory.remember(cache, fed, torch.cat([mask, torch.ones_like(new[:, :-1])], dim=1))
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def _room(self, memory: TurnMemory, ids: List[List[int]], steps: int) -> bool:
+        """Whether this batch's sequences fit the memory budget (the engine's batch token budget)."""
+        held = sum(len(seq) for seq, _ in memory.sequences)
+        return held + sum(len(row) + steps for row in ids) <= self.spec.max_batch_tokens
 
 
 def shared_prefix_length(encoded: List[List[int]], minimum: int) -> int:

@@ -43,3 +43,36 @@ def test_sampling_is_deterministic_for_a_seed(engine):
     first = engine.generate(chats, sampled, seed=3)
     assert engine.generate(chats, sampled, seed=3) == first
     assert engine.generate(chats, sampled, seed=4) != first
+
+
+def three_turns(engine, chats):
+    """Answer, then two follow-up requests on the same chats (the SL-CAI critique/revision shape)."""
+    replies = []
+    for follow_up in ("Critique that answer in detail please.", "Now rewrite the answer without the problems.", None):
+        replies.append(engine.generate(chats, GREEDY, seed=0))
+        if follow_up:
+            chats = [c + [{"role": "assistant", "content": r}, {"role": "user", "content": follow_up}]
+                     for c, r in zip(chats, replies[-1])]
+    return replies
+
+
+def test_next_turns_continue_the_previous_calls_cache_with_the_same_replies(engine):
+    exemplar = [{"role": "user", "content": "An exemplar question " * 8}, {"role": "assistant", "content": "Yes. " * 8}]
+    chats = [exemplar + [{"role": "user", "content": f"a question of its own number {i}, " * (1 + i)}]
+             for i in range(5)]
+    engine.reuse_turns, engine.min_shared_prefix = False, 16
+    plain = three_turns(engine, chats)
+    engine.reuse_turns = True
+    engine.turns.clear()
+    before = engine.stats.turn_tokens_reused
+    assert three_turns(engine, chats) == plain
+    # the second and third turns of every chat continued the sequence the call before had fed
+    assert engine.stats.turn_tokens_reused - before > 2 * 5 * 40
+    # what the last turn remembers (built on the stacked caches) equals each sequence encoded afresh
+    import torch
+
+    for ids, layers in engine.turns.sequences:
+        with torch.inference_mode():
+            fresh = engine.model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
+        for (keys, values), layer in zip(layers, fresh.layers):
+            assert torch.allclose(keys, layer.keys[0], atol=1e-4) and torch.allclose(values, layer.values[0], atol=1e-4)
