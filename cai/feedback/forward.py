@@ -4,11 +4,9 @@ Each prompt is run once. The options' shared leading tokens (e.g. " (" of " (A)"
 prompt; when every option then has one token left, all options are read from the last position's logits (one pass
 per prompt). Longer options continue from the prompt's KV cache, expanded across the options, in one small extra
 pass. Prompts sharing a long token prefix (few-shot exemplars, one conversation under several principles or both A/B
-orders) share its computation: the shared runs form a trie whose nodes are computed once, a level at a time, and
-every pass batches rows from many nodes, each continuing its own node's keys and values (stacked right-aligned in
-one cache). Few large passes rather than one small pass per group: on a CPU a small matmul wastes most of its time.
-Batches are filled by a token budget, longest first, left-padded with explicit position ids, so padding never
-changes a score.
+orders) share its computation: the prefix runs once, level by level like a trie, and its cache is expanded across
+the prompts below it. Batches are filled by a token budget, longest first, left-padded with explicit position ids,
+so padding never changes a score.
 """
 from __future__ import annotations
 
@@ -54,6 +52,20 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def length_batches(items: List[Item], max_tokens: int, max_size: int, min_fill: float = 0.8) -> List[List[Item]]:
+    """Longest first; a batch's rows times its padded width (its first row's) stay within `max_tokens`, and a row
+    shorter than `min_fill` of that width starts a new batch (padding is pure waste on a compute-bound CPU)."""
+    batches, current = [], []
+    for item in sorted(items, key=lambda it: -len(it.context)):
+        width = len((current[0] if current else item).context) + max(len(t) for t in item.tails)
+        if current and (width * (len(current) + 1) > max_tokens or len(current) >= max_size
+                        or len(item.context) < min_fill * len(current[0].context)):
+            batches.append(current)
+            current = []
+        current.append(item)
+    return batches + ([current] if current else [])
+
+
 def option_logprobs(model: Any, prompts: List[List[int]], options: List[List[List[int]]], pad_id: int,
                     max_tokens: int = 16384, max_size: int = 64, min_shared: int = 32) -> List[List[float]]:
     """Per prompt, each option's log-prob summed over its tokens, given the prompt (token ids in, floats out)."""
@@ -63,154 +75,78 @@ def option_logprobs(model: Any, prompts: List[List[int]], options: List[List[Lis
     # shared prefix of each neighbour pair in token order, short of either prompt's last token
     lcps = [min(common_prefix(a.context, b.context), a.prompt_len - 1, b.prompt_len - 1)
             for a, b in zip(items, items[1:])]
-    min_shared = min_shared if min_shared > 0 else 1 << 30  # <= 0 turns prefix sharing off
-    leaves = build_trie(items, lcps, 0, None, min_shared)
     scores: List[Optional[List[float]]] = [None] * len(items)
-    limits = (max_tokens, max_size)
     with torch.inference_mode():
-        for level in trie_levels([node for _, node in leaves]):
-            rows = [Row(node.tokens, node.parent, node) for node in level]
-            for batch in row_batches(rows, *limits):
-                run_nodes(model, batch, pad_id)
-        rows = [Row(item.context[node.end if node else 0:], node, item) for item, node in leaves]
-        for batch in row_batches(rows, *limits):
-            for row, got in zip(batch, score_batch(model, batch, pad_id)):
-                scores[row.owner.index] = got
+        min_shared = min_shared if min_shared > 0 else 1 << 30  # <= 0 turns prefix sharing off
+        visit(model, items, lcps, 0, None, scores, (pad_id, max_tokens, max_size, min_shared))
     return scores  # type: ignore[return-value]
 
 
-@dataclass
-class Node:
-    """A run of tokens every prompt below it in the prefix trie shares: its keys and values are computed once."""
-
-    parent: Optional["Node"]
-    tokens: List[int]
-    end: int
-    """Tokens from the root to this node's last token (the position the tokens below it start at)."""
-    kv: Optional[List[Tuple[Any, Any]]] = None
-    """Per layer, the keys and values of this node's own tokens, [kv_heads, len(tokens), head_dim]."""
-
-
-@dataclass
-class Row:
-    """One sequence of a forward pass: new tokens continuing a trie node's cache (or nothing)."""
-
-    tokens: List[int]
-    parent: Optional[Node]
-    owner: Any
-    """The Node these tokens make (its kv is filled in) or the Item they score."""
-
-    @property
-    def start(self) -> int:
-        return self.parent.end if self.parent else 0
-
-
-def build_trie(items: List[Item], lcps: List[int], depth: int, parent: Optional[Node],
-               min_shared: int) -> List[Tuple[Item, Optional[Node]]]:
-    """Each token-sorted item with the deepest trie node above it. A run of neighbours sharing at least
-    `min_shared` more tokens than `depth` gets a node for those tokens (exemplars, then a conversation, ...)."""
-    out, start = [], 0
+def visit(model: Any, items: List[Item], lcps: List[int], depth: int, cache: Any, scores: list, opts: tuple) -> None:
+    """Score token-sorted `items` that share `depth` tokens (held in `cache`): each run of neighbours sharing at
+    least `min_shared` more tokens extends the cache once and recurses (a prefix trie: exemplars once, then each
+    conversation once, ...); the rest are batched on this cache."""
+    pad_id, max_tokens, max_size, min_shared = opts
+    loose, start = [], 0
     for end in range(1, len(items) + 1):
         if end < len(items) and lcps[end - 1] >= depth + min_shared:
             continue  # items[end] still shares enough with items[end - 1]
         if end - start > 1:
             shared = min(lcps[start:end - 1])
-            node = Node(parent, items[start].context[depth:shared], shared)
-            out += build_trie(items[start:end], lcps[start:end - 1], shared, node, min_shared)
+            child = run_prefix(model, items[start].context[depth:shared], cache)
+            visit(model, items[start:end], lcps[start:end - 1], shared, child, scores, opts)
         else:
-            out.append((items[start], parent))
+            loose.append(items[start])
         start = end
-    return out
+    for batch in length_batches(loose, max_tokens, max_size):
+        for item, row in zip(batch, score_batch(model, batch, depth, cache, pad_id)):
+            scores[item.index] = row
 
 
-def trie_levels(parents: List[Optional[Node]]) -> List[List[Node]]:
-    """The trie's nodes above `parents`, root level first (a level's nodes run together in batched passes)."""
-    levels: Dict[int, Dict[int, Node]] = {}
-    for node in parents:
-        chain = []
-        while node is not None:
-            chain.append(node)
-            node = node.parent
-        for depth, ancestor in enumerate(reversed(chain)):
-            levels.setdefault(depth, {})[id(ancestor)] = ancestor
-    return [list(levels[d].values()) for d in sorted(levels)]
-
-
-def row_batches(rows: List[Row], max_tokens: int, max_size: int, min_fill: float = 0.8) -> List[List[Row]]:
-    """Longest new part first; a batch's rows times its width (cache + new tokens) stay within `max_tokens`, and a
-    row shorter than `min_fill` of the batch's longest starts a new batch (padding is waste on a compute-bound CPU)."""
-    batches: List[List[Row]] = []
-    current: List[Row] = []
-    for row in sorted(rows, key=lambda r: (-len(r.tokens), -r.start)):
-        width = max([r.start for r in current] + [row.start]) + len((current[0] if current else row).tokens)
-        if current and (width * (len(current) + 1) > max_tokens or len(current) >= max_size
-                        or len(row.tokens) < min_fill * len(current[0].tokens)):
-            batches.append(current)
-            current = []
-        current.append(row)
-    return batches + ([current] if current else [])
-
-
-def forward_rows(model: Any, batch: List[Row], pad_id: int, keep: int, use_cache: bool) -> Tuple[Any, Any]:
-    """One pass over the rows' new tokens, each continuing its own trie node: the nodes' keys and values are
-    stacked right-aligned into one cache, and left padding on both sides is masked, positions given explicitly."""
+def run_prefix(model: Any, ids: List[int], parent: Any = None) -> Any:
+    """The KV cache of a prefix shared by a group of prompts, computed once (continuing `parent`'s cache)."""
     import torch
 
-    device = model.device
-    cached, width = max(r.start for r in batch), max(len(r.tokens) for r in batch)
-    ids = torch.tensor([[pad_id] * (width - len(r.tokens)) + r.tokens for r in batch], device=device)
-    mask = torch.tensor([[0] * (cached - r.start) + [1] * r.start + [0] * (width - len(r.tokens))
-                         + [1] * len(r.tokens) for r in batch], device=device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, cached:]
-    past = stacked_cache(model, batch, cached) if cached else None
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=past, use_cache=use_cache,
-                logits_to_keep=keep)
-    return out, mask
+    past = expand(model, parent, [0]) if parent is not None else None
+    out = model(input_ids=torch.tensor([ids], device=model.device), cache=past, use_cache=True, logits_to_keep=1)
+    return out.cache
 
 
-def stacked_cache(model: Any, batch: List[Row], cached: int) -> Any:
-    """A cache `cached` positions wide holding each row's trie path (root to parent), right-aligned."""
+def expand(model: Any, cache: Any, rows: List[int]) -> Any:
+    """A new cache holding `cache`'s batch rows `rows` (repeats allowed); the original stays untouched."""
     import torch
     from transformers import DynamicCache
 
-    layers = []
-    for layer, (sample, _) in enumerate(next(r.parent for r in batch if r.parent).kv):
-        keys = sample.new_zeros((len(batch), sample.shape[0], cached, sample.shape[2]))
-        values = torch.zeros_like(keys)
-        for i, row in enumerate(batch):
-            node = row.parent
-            while node is not None:
-                at = cached - row.start + node.end - len(node.tokens)
-                keys[i, :, at:at + len(node.tokens)] = node.kv[layer][0]
-                values[i, :, at:at + len(node.tokens)] = node.kv[layer][1]
-                node = node.parent
-        layers.append((keys, values))
+    index = torch.tensor(rows, device=model.device)
+    layers = [(k.index_select(0, index), v.index_select(0, index)) for k, v, *_ in cache]
     return DynamicCache(layers, config=model.config)
 
 
-def run_nodes(model: Any, batch: List[Row], pad_id: int) -> None:
-    """Compute a batch of trie nodes and keep each one's own keys and values."""
-    out, _ = forward_rows(model, batch, pad_id, keep=1, use_cache=True)
-    for i, row in enumerate(batch):
-        n = len(row.tokens)
-        row.owner.kv = [(k[i, :, -n:].clone(), v[i, :, -n:].clone()) for k, v, *_ in out.cache]
-
-
-def score_batch(model: Any, batch: List[Row], pad_id: int) -> List[List[float]]:
-    """One pass over the batch's contexts (after their trie nodes); option tails longer than a token continue from
+def score_batch(model: Any, batch: List[Item], shared: int, cache: Any, pad_id: int) -> List[List[float]]:
+    """One pass over the batch's contexts (after the shared prefix); option tails longer than a token continue from
     its cache in a second pass."""
-    items = [row.owner for row in batch]
-    long_tails = any(len(t) > 1 for it in items for t in it.tails)
-    keep = max(it.n_common for it in items) + 1
-    out, mask = forward_rows(model, batch, pad_id, keep, use_cache=long_tails)
+    import torch
+
+    device = model.device
+    suffixes = [it.context[shared:] for it in batch]
+    width = max(map(len, suffixes))
+    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in suffixes], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device)
+    mask = torch.cat([torch.ones(len(batch), shared, dtype=mask.dtype, device=device), mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+    long_tails = any(len(t) > 1 for it in batch for t in it.tails)
+    keep = max(it.n_common for it in batch) + 1
+    past = expand(model, cache, [0] * len(batch)) if cache is not None else None
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=past,
+                use_cache=long_tails, logits_to_keep=keep)
     logp = out.logits.float().log_softmax(-1)
     scores = []
-    for row, item in enumerate(items):
+    for row, item in enumerate(batch):
         n = item.n_common
         base = sum(float(logp[row, keep - 1 - n + j, item.context[-n + j]]) for j in range(n))
         scores.append([base + float(logp[row, keep - 1, tail[0]]) for tail in item.tails])
     if long_tails:
-        continue_tails(model, out.cache, mask, items, scores, pad_id)
+        continue_tails(model, out.cache, mask, batch, scores, pad_id)
     return scores
 
 
