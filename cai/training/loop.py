@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from cai.models import DTYPES as MODEL_DTYPES
 from cai.registry import CaiError
 from cai.stages.base import StageConfig, StageContext, log
 from cai.store import read_json, write_json
@@ -19,7 +20,7 @@ from cai.training.mixture import MixturePart
 # ModelSpec fields a trained artifact inherits from the model it started from (source and path are the artifact's).
 INHERITED_SPEC = ("dtype", "quantize", "chat_template", "system_prompt", "trust_remote_code", "engine",
                   "max_batch_tokens", "max_batch_size")
-DTYPES = (None, "auto", "bfloat16", "float16", "float32")
+DTYPES = (None, *MODEL_DTYPES)  # null: the model spec's own dtype
 
 
 @dataclass
