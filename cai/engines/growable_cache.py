@@ -17,7 +17,7 @@ class GrowableLayer(DynamicLayer):
         """Append the new states (in place when the buffer has room) and return all keys and values so far."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
-        length, new = self.get_seq_length(), key_states.shape[-2]
+        length, new = self.own_length(), key_states.shape[-2]
         if not self._owns_views(key_states) or length + new > self._key_buffer.shape[-2]:
             self._grow(length + new, key_states, value_states)
         self._key_buffer[..., length:length + new, :].copy_(key_states)
@@ -26,6 +26,10 @@ class GrowableLayer(DynamicLayer):
         self.values = self._value_buffer[..., :length + new, :]
         return self.keys, self.values
 
+    def own_length(self) -> int:
+        """Tokens this layer holds keys and values for (a subclass may count positions before them too)."""
+        return DynamicLayer.get_seq_length(self)
+
     def _owns_views(self, key_states: Any) -> bool:
         # batch_repeat_interleave, batch_select_indices, crop or a deepcopy replace `keys` by another tensor
         buffer = getattr(self, "_key_buffer", None)
@@ -33,7 +37,7 @@ class GrowableLayer(DynamicLayer):
                 and self.keys.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr())
 
     def _grow(self, needed: int, key_states: Any, value_states: Any) -> None:
-        length = self.get_seq_length()
+        length = self.own_length()
         capacity = needed + BLOCK
         shape = (*key_states.shape[:-2], capacity)
         self._key_buffer = key_states.new_empty(*shape, key_states.shape[-1])

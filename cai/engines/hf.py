@@ -16,6 +16,7 @@ class HFEngine:
 
     def __init__(self, spec, home: Path):
         from cai.engines.growable_cache import GrowableLayer, growable_cache
+        from cai.engines.shared_prefix import use_shared_prefix_attention
         from cai.models import load_causal_lm, load_tokenizer, quantize_for_inference
 
         self.spec = spec
@@ -25,8 +26,11 @@ class HFEngine:
         self.stop_ids = _stop_ids(self.tokenizer)
         self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache
         self.turns = TurnMemory()
+        full_attention = all(type(layer) is GrowableLayer for layer in growable_cache(self.model.config).layers)
         # a chat's next turn continues the keys/values of the sequence before it (full-attention caches only)
-        self.reuse_turns = all(type(layer) is GrowableLayer for layer in growable_cache(self.model.config).layers)
+        self.reuse_turns = full_attention
+        # the prefix every chat of a call shares is held once and attended by all rows (shared_prefix.py)
+        self.share_prefix = full_attention and use_shared_prefix_attention(self.model)
 
     def render(self, chat: Chat) -> str:
         """The exact prompt text for a chat (chat template, or a Human:/Assistant: transcript)."""
@@ -49,32 +53,39 @@ class HFEngine:
         """One reply per chat; batches are filled by a token budget, longest first, to cut padding."""
         import torch
 
-        start = time.perf_counter()
+        began = time.perf_counter()
         encoded = [self.tokenizer(self.render(c), add_special_tokens=False).input_ids for c in chats]
-        reuses = self._reuses(encoded)
+        prefix = self._shared_prefix(encoded)
+        start = prefix.length if self.share_prefix else 0
+        reuses = self._reuses(encoded, prefix, start)
         replies: List[str] = [""] * len(chats)
         memory = TurnMemory()
         own = [len(ids) - r.length for ids, r in zip(encoded, reuses)]
         for number, batch in enumerate(self._batches(own, sampling.max_new_tokens)):
             torch.manual_seed(seed * 100_003 + number)  # the same batches get the same draws on a rerun
-            texts = self._generate_batch([encoded[i] for i in batch], [reuses[i] for i in batch], sampling, memory)
+            texts = self._generate_batch([encoded[i] for i in batch], [reuses[i] for i in batch],
+                                         (start, prefix.layers), sampling, memory)
             for index, text in zip(batch, texts):
                 replies[index] = text
         self.turns = memory
         self.stats.prompts += len(chats)
         self.stats.prompt_tokens += sum(map(len, encoded))
-        self.stats.seconds += time.perf_counter() - start
+        self.stats.seconds += time.perf_counter() - began
         return replies
 
-    def _reuses(self, encoded: List[List[int]]) -> List[Reuse]:
-        """Per prompt, the cached keys/values it starts from: the previous call's sequence it continues (a chat's
-        next turn, when that covers more than the shared prefix by `min_shared_prefix` tokens), else the prefix every
-        prompt shares (system prompt, few-shot exemplars; computed once), else nothing."""
+    def _shared_prefix(self, encoded: List[List[int]]) -> Reuse:
+        """The prefix every prompt shares (system prompt, few-shot exemplars) with its keys/values, computed once."""
         shared = shared_prefix_length(encoded, self.min_shared_prefix)
-        base = Reuse(shared, self._prefix_layers(encoded[0][:shared])) if shared else Reuse(0, None)
+        return Reuse(shared, self._prefix_layers(encoded[0][:shared])) if shared else Reuse(0, None)
+
+    def _reuses(self, encoded: List[List[int]], prefix: Reuse, start: int) -> List[Reuse]:
+        """Per prompt, the cached keys/values it starts from: the previous call's sequence it continues (a chat's
+        next turn, when that covers more than the shared prefix by `min_shared_prefix` tokens), else the shared
+        prefix (held once when `start` is its length, else copied into the row)."""
+        base = Reuse(prefix.length, None) if start else prefix
         reuses = []
         for ids in encoded:
-            turn = self.turns.match(ids, base.length + self.min_shared_prefix) if self.reuse_turns else None
+            turn = self.turns.match(ids, prefix.length + self.min_shared_prefix, start) if self.reuse_turns else None
             self.stats.turn_tokens_reused += turn.length if turn else 0
             reuses.append(turn or base)
         return reuses
@@ -104,41 +115,52 @@ class HFEngine:
             longest = max(longest, lengths[i])
         return batches + ([current] if current else [])
 
-    def _generate_batch(self, ids: List[List[int]], reuses: List[Reuse], sampling, memory: TurnMemory) -> List[str]:
+    def _generate_batch(self, ids: List[List[int]], reuses: List[Reuse], prefix: tuple, sampling,
+                        memory: TurnMemory) -> List[str]:
         import torch
         from transformers import LogitsProcessorList
 
-        from cai.engines.growable_cache import growable_cache
         from cai.engines.sampling import GumbelSampler
+        from cai.engines.shared_prefix import attending
 
-        # [padding][cached tokens][padding][own tokens]: each row's cached keys/values sit right-aligned in the
-        # first `cached` positions; the mask hides both paddings (positions come from the mask's cumulative sum).
-        cached, width = max(r.length for r in reuses), max(len(row) - r.length for row, r in zip(ids, reuses))
-        pad = self.tokenizer.pad_token_id
-        rows = [([pad] * (cached - r.length) + row[:r.length] + [pad] * (width - len(row) + r.length) + row[r.length:],
-                 [0] * (cached - r.length) + [1] * r.length + [0] * (width - len(row) + r.length)
-                 + [1] * (len(row) - r.length)) for row, r in zip(ids, reuses)]
-        device = self.model.device
-        input_ids, mask = (torch.tensor(part, device=device) for part in zip(*rows))
-        cache = stacked_cache(self.model.config, reuses, cached) if cached else growable_cache(self.model.config)
+        start, prefix_layers = prefix
+        input_ids, mask, cached = _layout(ids, reuses, start, self.tokenizer.pad_token_id, self.model.device)
+        cache = stacked_cache(self.model.config, reuses, cached, start, prefix_layers if start else None)
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, eos_token_id=self.stop_ids,
-                      repetition_penalty=sampling.repetition_penalty, pad_token_id=pad, cache=cache)
+                      repetition_penalty=sampling.repetition_penalty, pad_token_id=self.tokenizer.pad_token_id,
+                      cache=cache)
         if sampling.do_sample:  # sampled by our processor (no full-vocabulary sort or multinomial), picked greedily
             kwargs["logits_processor"] = LogitsProcessorList(
                 [GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k)])
-        with torch.inference_mode():
+        with torch.inference_mode(), attending(cache):
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
         new = out[:, input_ids.shape[1]:]
         self.stats.generated_tokens += _count_until_stop(new, self.stop_ids)
-        if self.reuse_turns and self._room(memory, ids, new.shape[1]):
+        if self.reuse_turns and self._room(memory, ids, start, new.shape[1]):
             fed = [row + tokens for row, tokens in zip(ids, new[:, :-1].tolist())]  # the last token was never fed
-            memory.remember(cache, fed, torch.cat([mask, torch.ones_like(new[:, :-1])], dim=1))
+            memory.remember(cache, fed, torch.cat([mask, torch.ones_like(new[:, :-1])], dim=1), start)
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
 
-    def _room(self, memory: TurnMemory, ids: List[List[int]], steps: int) -> bool:
+    def _room(self, memory: TurnMemory, ids: List[List[int]], start: int, steps: int) -> bool:
         """Whether this batch's sequences fit the memory budget (the engine's batch token budget)."""
-        held = sum(len(seq) for seq, _ in memory.sequences)
-        return held + sum(len(row) + steps for row in ids) <= self.spec.max_batch_tokens
+        return memory.tokens() + sum(len(row) - start + steps for row in ids) <= self.spec.max_batch_tokens
+
+
+def _layout(ids: List[List[int]], reuses: List[Reuse], start: int, pad: int, device) -> tuple:
+    """(input ids, attention mask, cached width) of a batch laid out as [shared prefix: `start` tokens][padding]
+    [cached tokens][padding][own tokens]. Each row's cached keys/values sit right-aligned in the `cached` positions
+    after the prefix; the mask hides both paddings (positions come from the mask's cumulative sum)."""
+    import torch
+
+    cached = max(r.length for r in reuses) - start
+    width = max(len(row) - r.length for row, r in zip(ids, reuses))
+    rows = []
+    for row, r in zip(ids, reuses):
+        before, after = cached - (r.length - start), width - (len(row) - r.length)
+        rows.append((row[:start] + [pad] * before + row[start:r.length] + [pad] * after + row[r.length:],
+                     [1] * start + [0] * before + [1] * (r.length - start) + [0] * after + [1] * (len(row) - r.length)))
+    input_ids, mask = (torch.tensor(part, device=device) for part in zip(*rows))
+    return input_ids, mask, cached
 
 
 def shared_prefix_length(encoded: List[List[int]], minimum: int) -> int:

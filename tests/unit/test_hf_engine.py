@@ -71,8 +71,20 @@ def test_next_turns_continue_the_previous_calls_cache_with_the_same_replies(engi
     # what the last turn remembers (built on the stacked caches) equals each sequence encoded afresh
     import torch
 
-    for ids, layers in engine.turns.sequences:
+    assert engine.share_prefix and all(start > 0 for _, start, _ in engine.turns.sequences)
+    for ids, start, layers in engine.turns.sequences:
         with torch.inference_mode():
             fresh = engine.model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
         for (keys, values), layer in zip(layers, fresh.layers):
-            assert torch.allclose(keys, layer.keys[0], atol=1e-4) and torch.allclose(values, layer.values[0], atol=1e-4)
+            assert torch.allclose(keys, layer.keys[0, :, start:], atol=1e-4)
+            assert torch.allclose(values, layer.values[0, :, start:], atol=1e-4)
+
+
+def test_a_prefix_held_once_gives_the_same_replies_as_one_copied_per_row(engine):
+    exemplar = [{"role": "user", "content": "An exemplar question " * 8}, {"role": "assistant", "content": "Yes. " * 8}]
+    chats = [exemplar + [{"role": "user", "content": f"question {i} " * (1 + i)}] for i in range(5)]
+    engine.min_shared_prefix = 16
+    engine.share_prefix = False
+    copied = three_turns(engine, chats)
+    engine.share_prefix = True
+    assert three_turns(engine, chats) == copied
