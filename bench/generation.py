@@ -2,7 +2,7 @@
 
 Same model, prompts, principles, exemplars and sampling settings, measured in one run:
     python bench/generation.py [--prompts 16] [--fewshot] [--max-new 64] [--recipe smol] [--batch 64]
-        [--skip-naive] [--compare-turn-reuse] [--quantize int8]
+        [--skip-naive] [--compare-turn-reuse] [--compare-shared-prefix] [--quantize int8]
 Batched `generate` counts its tokens up to the first stop token of each row (padding after it is not counted).
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
-def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True) -> tuple:
-    """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache, and unless
-    `reuse_turns` is off, each turn continuing the previous turn's keys/values)."""
+def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True, share_prefix: bool = True) -> tuple:
+    """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache; unless switched
+    off, each turn continuing the previous turn's keys/values and the shared prefix held once per batch)."""
     from cai.constitution import fewshot_chat
     from cai.engines.hf import HFEngine
     from cai.stages.base import StageContext
@@ -30,6 +30,7 @@ def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True) -> tuple
     context = constitution_context(cfg, node)
     engine = HFEngine(cfg.models.generator, home)
     engine.reuse_turns = engine.reuse_turns and reuse_turns
+    engine.share_prefix = engine.share_prefix and share_prefix
     ctx = StageContext("sl_data", node, {}, Path(tempfile.mkdtemp()), home, cfg.seed, context)
     prefix = fewshot_chat(context["exemplars"]) if fewshot else []
     started = time.perf_counter()
@@ -108,17 +109,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="chats per batched `generate` call")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the one-at-a-time loop (slow)")
     parser.add_argument("--compare-turn-reuse", action="store_true", help="also run the stage re-encoding each turn")
+    parser.add_argument("--compare-shared-prefix", action="store_true",
+                        help="also run the stage copying the shared prefix's keys/values into every row")
     parser.add_argument("--quantize", default="none", help="models.generator.quantize for every path (none|int8)")
     args = parser.parse_args()
-    cfg = compose_run([f"recipe={args.recipe}", f"pipeline.sl_data.limit={args.prompts}",
-                       f"pipeline.sl_data.sampling.max_new_tokens={args.max_new}", "pipeline.sl_data.revisions=1",
-                       f"models.generator.quantize={args.quantize}"])
+    overrides = [f"recipe={args.recipe}", f"pipeline.sl_data.limit={args.prompts}",
+                 f"pipeline.sl_data.sampling.max_new_tokens={args.max_new}", "pipeline.sl_data.revisions=1",
+                 f"models.generator.quantize={args.quantize}"]
+    cfg = compose_run(overrides)
     home = Path(os.environ.get("CAI_HOME", "cai_home")).resolve()
     tokens, seconds, engine, prompts, prefix, context = stage_run(cfg, home, args.fewshot)
     sampling = cfg.pipeline.sl_data.sampling
     rows = [("critique_revision stage", tokens, seconds)]
     if args.compare_turn_reuse:
         rows.append(("stage, no turn reuse", *stage_run(cfg, home, args.fewshot, reuse_turns=False)[:2]))
+    if args.compare_shared_prefix:
+        rows.extend(shared_prefix_rows(overrides, home, args.fewshot))
     rows.append((f"batched generate ({args.batch})",
                  *batched_run(engine, prompts, prefix, context, sampling, cfg.seed, args.batch)))
     if not args.skip_naive:
@@ -128,8 +134,31 @@ def main() -> None:
           f"turn_tokens_reused={engine.stats.turn_tokens_reused} max_new_tokens={args.max_new} "
           f"dtype={engine.model.dtype} threads={torch_threads()}")
     for name, count, secs in rows:
-        print(f"{name:26s}: {count:6d} tokens in {secs:7.1f} s = {count / secs:7.1f} tokens/s"
+        print(f"{name:44s}: {count:6d} tokens in {secs:7.1f} s = {count / secs:7.1f} tokens/s"
               f"  (stage x{(tokens / seconds) / (count / secs):.1f})")
+
+
+def shared_prefix_rows(overrides, home: Path, fewshot: bool) -> list:
+    """The stage with the shared prefix held once per batch and copied into every row, each in a fresh process so
+    that each peak RSS is its own; rows of (name, tokens, seconds)."""
+    import multiprocessing
+
+    rows = []
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for share, name in ((True, "stage, prefix held once"), (False, "stage, prefix per row")):
+            tokens, seconds, rss = pool.apply(stage_in_child, (overrides, home, fewshot, share))
+            rows.append((f"{name} (peak RSS {rss:.1f} GB)", tokens, seconds))
+    return rows
+
+
+def stage_in_child(overrides, home: Path, fewshot: bool, share_prefix: bool) -> tuple:
+    """(tokens, seconds, peak RSS in GB) of one stage run in this (child) process."""
+    import resource
+
+    from cai.config import compose_run
+
+    tokens, seconds = stage_run(compose_run(overrides), home, fewshot, share_prefix=share_prefix)[:2]
+    return tokens, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 def torch_threads() -> int:
