@@ -31,7 +31,9 @@ class StageProgress:
         """Mark `count` more prompts done and refresh the rates."""
         self.done += count
         rates = self.metrics()
-        text = f"{rates['prompts_per_s']:.2f} prompts/s  {rates['generated_tokens_per_s']:.0f} tok/s"
+        text = f"{rates['prompts_per_s']:.2f} prompts/s"
+        if rates["generated_tokens"]:  # scoring stages generate nothing (unless reasoning first): no '0 tok/s'
+            text += f"  {rates['generated_tokens_per_s']:.0f} tok/s"
         self.progress.update(self.task, advance=count, rate=text)
         if not sys.stderr.isatty():
             console.log(f"{self.node}: {self.done}/{self.total} prompts, {text}")
