@@ -2,7 +2,7 @@
 
 Same model, prompts, principles, exemplars and sampling settings, measured in one run:
     python bench/generation.py [--prompts 16] [--fewshot] [--max-new 64] [--recipe smol] [--batch 64]
-        [--skip-naive] [--compare-turn-reuse] [--compare-shared-prefix] [--quantize int8]
+        [--skip-naive] [--compare-turn-reuse] [--compare-shared-prefix] [--compare-generate-batch] [--quantize int8]
 Batched `generate` counts its tokens up to the first stop token of each row (padding after it is not counted).
 """
 from __future__ import annotations
@@ -111,6 +111,8 @@ def main() -> None:
     parser.add_argument("--compare-turn-reuse", action="store_true", help="also run the stage re-encoding each turn")
     parser.add_argument("--compare-shared-prefix", action="store_true",
                         help="also run the stage copying the shared prefix's keys/values into every row")
+    parser.add_argument("--compare-generate-batch", action="store_true",
+                        help="only the first turn, greedy: the engine vs transformers' continuous batching")
     parser.add_argument("--quantize", default="none", help="models.generator.quantize for every path (none|int8)")
     args = parser.parse_args()
     overrides = [f"recipe={args.recipe}", f"pipeline.sl_data.limit={args.prompts}",
@@ -118,6 +120,8 @@ def main() -> None:
                  f"models.generator.quantize={args.quantize}"]
     cfg = compose_run(overrides)
     home = Path(os.environ.get("CAI_HOME", "cai_home")).resolve()
+    if args.compare_generate_batch:
+        return first_turn_against_generate_batch(cfg, home, args.fewshot, args.max_new)
     tokens, seconds, engine, prompts, prefix, context = stage_run(cfg, home, args.fewshot)
     sampling = cfg.pipeline.sl_data.sampling
     rows = [("critique_revision stage", tokens, seconds)]
@@ -136,6 +140,42 @@ def main() -> None:
     for name, count, secs in rows:
         print(f"{name:44s}: {count:6d} tokens in {secs:7.1f} s = {count / secs:7.1f} tokens/s"
               f"  (stage x{(tokens / seconds) / (count / secs):.1f})")
+
+
+def first_turn_against_generate_batch(cfg, home: Path, fewshot: bool, max_new: int) -> None:
+    """Print tokens/s of the first SL-CAI turn, greedy, through the engine and through transformers'
+    `generate_batch` (continuous batching, paged cache, default settings), and how many replies agree."""
+    from transformers import GenerationConfig
+
+    from cai import data
+    from cai.constitution import fewshot_chat
+    from cai.engines.hf import HFEngine
+    from cai.stages.critique_revision import constitution_context
+
+    node = cfg.pipeline.sl_data
+    prompts, _ = data.load_prompts(node.inputs.prompts, node.limit, False, cfg.seed)
+    prefix = fewshot_chat(constitution_context(cfg, node)["exemplars"]) if fewshot else []
+    chats = [prefix + [{"role": "user", "content": p["prompt"]}] for p in prompts]
+    engine = HFEngine(cfg.models.generator, home)
+    greedy = OmegaConf.merge(node.sampling, {"do_sample": False, "repetition_penalty": 1.0, "max_new_tokens": max_new})
+    started = time.perf_counter()
+    ours = engine.generate(chats, greedy, cfg.seed)
+    ours_s, ours_tokens = time.perf_counter() - started, engine.stats.generated_tokens
+    ids = [engine.tokenizer(engine.render(c), add_special_tokens=False).input_ids for c in chats]
+    engine.model.set_attn_implementation("sdpa")  # generate_batch picks its paged variant itself
+    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, eos_token_id=engine.stop_ids,
+                              pad_token_id=engine.tokenizer.pad_token_id)
+    started = time.perf_counter()
+    outputs = engine.model.generate_batch(inputs=ids, generation_config=config)
+    theirs_s = time.perf_counter() - started
+    ordered = [outputs[key] for key in sorted(outputs, key=lambda key: int(key.split("_")[-1]))]
+    theirs = [engine.tokenizer.decode(o.generated_tokens, skip_special_tokens=True) for o in ordered]
+    theirs_tokens = sum(len(o.generated_tokens) for o in ordered)
+    print(f"first turn, {len(chats)} prompts, fewshot={fewshot}, prefix_tokens={engine.stats.prefix_tokens_reused}, "
+          f"greedy, {max_new} new tokens, threads={torch_threads()}")
+    print(f"engine          : {ours_tokens} tokens in {ours_s:.1f} s = {ours_tokens / ours_s:.1f} tokens/s")
+    print(f"generate_batch  : {theirs_tokens} tokens in {theirs_s:.1f} s = {theirs_tokens / theirs_s:.1f} tokens/s")
+    print(f"same replies: {sum(a.strip() == b.strip() for a, b in zip(ours, theirs))}/{len(chats)}")
 
 
 def shared_prefix_rows(overrides, home: Path, fewshot: bool) -> list:
