@@ -28,12 +28,7 @@ def prefix_cache(model, prefix):
     return shared_prefix_cache(model.config, [(layer.keys[0], layer.values[0]) for layer in plain.layers])
 
 
-@pytest.mark.parametrize("kernel,chunk", [("cpu_flash", None), ("matmuls", shared_prefix.SCORES_PER_CHUNK),
-                                          ("matmuls", 7)])
-def test_padded_rows_after_a_shared_prefix_match_a_full_forward(model, monkeypatch, kernel, chunk):
-    if kernel == "matmuls":  # the path other devices take; 7 scores per chunk: a few queries at a time
-        monkeypatch.setattr(shared_prefix, "_attend", shared_prefix._attend_in_chunks)
-        monkeypatch.setattr(shared_prefix, "SCORES_PER_CHUNK", chunk)
+def test_padded_rows_after_a_shared_prefix_match_a_full_forward(model):
     generator = torch.Generator().manual_seed(0)
     prefix = torch.randint(5, 200, (PREFIX,), generator=generator).tolist()
     owns = [torch.randint(5, 200, (n,), generator=generator).tolist() for n in (7, 3, 5)]
