@@ -16,23 +16,31 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
-def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True, share_prefix: bool = True) -> tuple:
-    """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache; unless switched
-    off, each turn continuing the previous turn's keys/values and the shared prefix held once per batch)."""
-    from cai.constitution import fewshot_chat
-    from cai.engines.hf import HFEngine
-    from cai.stages.base import StageContext
-    from cai.stages.critique_revision import constitution_context, run_chunk
+def sl_inputs(cfg, fewshot: bool) -> tuple:
+    """(prompts, constitution context, few-shot prefix chat) of the recipe's sl_data node."""
     from cai import data
+    from cai.constitution import fewshot_chat
+    from cai.stages.critique_revision import constitution_context
 
     node = cfg.pipeline.sl_data
     prompts, _ = data.load_prompts(node.inputs.prompts, node.limit, False, cfg.seed)
     context = constitution_context(cfg, node)
+    return prompts, context, fewshot_chat(context["exemplars"]) if fewshot else []
+
+
+def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True, share_prefix: bool = True) -> tuple:
+    """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache; unless switched
+    off, each turn continuing the previous turn's keys/values and the shared prefix held once per batch)."""
+    from cai.engines.hf import HFEngine
+    from cai.stages.base import StageContext
+    from cai.stages.critique_revision import run_chunk
+
+    node = cfg.pipeline.sl_data
+    prompts, context, prefix = sl_inputs(cfg, fewshot)
     engine = HFEngine(cfg.models.generator, home)
     engine.reuse_turns = engine.reuse_turns and reuse_turns
     engine.share_prefix = engine.share_prefix and share_prefix
     ctx = StageContext("sl_data", node, {}, Path(tempfile.mkdtemp()), home, cfg.seed, context)
-    prefix = fewshot_chat(context["exemplars"]) if fewshot else []
     started = time.perf_counter()
     for start in range(0, len(prompts), node.chunk_size):
         run_chunk(prompts[start:start + node.chunk_size], prefix, ctx, engine)
@@ -147,14 +155,10 @@ def first_turn_against_generate_batch(cfg, home: Path, fewshot: bool, max_new: i
     `generate_batch` (continuous batching, paged cache, default settings), and how many replies agree."""
     from transformers import GenerationConfig
 
-    from cai import data
-    from cai.constitution import fewshot_chat
     from cai.engines.hf import HFEngine
-    from cai.stages.critique_revision import constitution_context
 
     node = cfg.pipeline.sl_data
-    prompts, _ = data.load_prompts(node.inputs.prompts, node.limit, False, cfg.seed)
-    prefix = fewshot_chat(constitution_context(cfg, node)["exemplars"]) if fewshot else []
+    prompts, _, prefix = sl_inputs(cfg, fewshot)
     chats = [prefix + [{"role": "user", "content": p["prompt"]}] for p in prompts]
     engine = HFEngine(cfg.models.generator, home)
     greedy = OmegaConf.merge(node.sampling, {"do_sample": False, "repetition_penalty": 1.0, "max_new_tokens": max_new})

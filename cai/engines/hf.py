@@ -64,7 +64,7 @@ class HFEngine:
         for number, batch in enumerate(self._batches(own, sampling.max_new_tokens)):
             torch.manual_seed(seed * 100_003 + number)  # the same batches get the same draws on a rerun
             texts = self._generate_batch([encoded[i] for i in batch], [reuses[i] for i in batch],
-                                         (start, prefix.layers), sampling, memory)
+                                         (start, prefix.layers if start else None), sampling, memory)
             for index, text in zip(batch, texts):
                 replies[index] = text
         self.turns = memory
@@ -125,7 +125,7 @@ class HFEngine:
 
         start, prefix_layers = prefix
         input_ids, mask, cached = _layout(ids, reuses, start, self.tokenizer.pad_token_id, self.model.device)
-        cache = stacked_cache(self.model.config, reuses, cached, start, prefix_layers if start else None)
+        cache = stacked_cache(self.model.config, reuses, cached, start, prefix_layers)
         kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, eos_token_id=self.stop_ids,
                       repetition_penalty=sampling.repetition_penalty, pad_token_id=self.tokenizer.pad_token_id,
                       cache=cache)

@@ -79,8 +79,8 @@ def shared_prefix_attention(module, query, key, value, attention_mask, dropout: 
     scale = scaling if scaling is not None else dim ** -0.5
     # query heads h = k * groups + j read key/value head k: grouped, they are extra query positions of head k
     grouped = query.reshape(rows, kv_heads, heads // kv_heads * steps, dim)
-    across = grouped.transpose(0, 1).reshape(kv_heads, -1, dim)  # every row's queries against the one prefix copy
-    prefix_out, prefix_lse = _attend(across, layer.prefix_keys, layer.prefix_values, None, scale)
+    across = grouped.transpose(0, 1).reshape(1, kv_heads, -1, dim)  # every row's queries against the one prefix copy
+    prefix_out, prefix_lse = _attend(across, layer.prefix_keys[None], layer.prefix_values[None], None, scale)
     prefix_out = prefix_out.reshape(kv_heads, rows, -1, dim).transpose(0, 1)
     prefix_lse = prefix_lse.reshape(kv_heads, rows, -1).transpose(0, 1)
     own_mask = _own_mask(attention_mask, key.shape[2], steps, heads // kv_heads, query.device)
@@ -97,20 +97,16 @@ def _own_mask(mask: Any, own: int, steps: int, groups: int, device: Any) -> Any:
     if mask is None:
         causal = torch.ones(steps, own, dtype=torch.bool, device=device).tril(own - steps)
         return causal.repeat(groups, 1)[None, None]
-    mask = mask[..., -own:]
-    if mask.dtype != torch.bool:
-        mask = mask == 0  # an additive float mask: 0 where attended
+    mask = mask[..., -own:]  # sdpa_mask (registered for this attention) builds boolean masks
     return mask.unsqueeze(2).expand(-1, -1, groups, -1, -1).reshape(mask.shape[0], 1, groups * steps, own)
 
 
 def _attend(query: Any, key: Any, value: Any, mask: Any, scale: float) -> tuple:
-    """Softmax attention and its log-sum-exp per query ([..., queries, dim] against [..., keys, dim]), by torch's CPU
-    flash kernel (it returns the log-sum-exp; 4-6x faster here than the same in matmuls, which materialize scores)."""
+    """Softmax attention and its log-sum-exp per query ([batch, heads, queries, dim] against [batch, heads, keys, dim]),
+    by torch's CPU flash kernel (it returns the log-sum-exp; 4-6x faster here than matmuls materializing scores)."""
     # a finite fill, not -inf: a padded query with every own key masked must not turn into NaN
     bias = None if mask is None else torch.zeros(mask.shape, dtype=query.dtype).masked_fill_(
         ~mask, torch.finfo(query.dtype).min)
-    flat = query.dim() == 3
-    query, key, value = (t[None] if flat else t for t in (query, key, value))
     out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, attn_mask=bias,
                                                                            scale=scale)
-    return (out[0].float(), lse[0].float()) if flat else (out.float(), lse.float())
+    return out.float(), lse.float()
