@@ -68,10 +68,13 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
 
 def check_constitution(cfg: DictConfig) -> None:
     """Nothing runs on a broken constitution: validate it (naming file and key) before planning."""
+    from cai.constitution.files import job_loaded
     from cai.constitution.validate import validate_constitution
 
-    if not OmegaConf.is_missing(cfg.constitution, "name"):
-        validate_constitution(cfg.constitution, search_dirs=config_dirs())
+    constitution = cfg.constitution
+    if OmegaConf.is_missing(constitution, "name") and not (constitution.critique_revision or constitution.comparison):
+        return  # a recipe without a constitution (hhh_eval); one with principles but no name is reported
+    validate_constitution(constitution, search_dirs=config_dirs(), loaded=job_loaded())
 
 
 def config_dirs() -> List[Path]:

@@ -7,6 +7,9 @@ from typing import Any, Dict, List, Mapping, Sequence
 from cai.registry import CaiError
 
 Chat = List[Dict[str, str]]
+# The map each select key picks from: with nothing selected, an empty map (not the selection) is what to fix.
+_SELECTS_FROM = {"constitution.select": "constitution.critique_revision",
+                 "constitution.comparison_select": "constitution.comparison"}
 
 
 def selected_ids(principles: Mapping[str, Any], select: Sequence[str], where: str) -> List[str]:
@@ -16,7 +19,7 @@ def selected_ids(principles: Mapping[str, Any], select: Sequence[str], where: st
     if missing:
         raise CaiError(f"{where}: selects unknown principle(s) {missing}; available: {sorted(principles)}")
     if not ids:
-        raise CaiError(f"{where}: the constitution has no principles to sample from")
+        raise CaiError(f"{_SELECTS_FROM.get(where, where)} is empty: the constitution has no principles to sample from")
     return ids
 
 

@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> None:
         name = path.stem
         print(f"wrote {path} and its principle/exemplar files under {path.parent}")
         print(f"inspect: python -m cai.constitution show {name} --config-dir {args.out}")
-        print(f"use:     python -m cai constitution={name} 'hydra.searchpath=[file://{args.out.resolve()}]'")
+        # smol_sl: the SL-CAI half reads only critique-revision principles; an imported set may lack comparisons
+        print(f"use:     python -m cai recipe=smol_sl constitution={name} "
+              f"'hydra.searchpath=[file://{args.out.resolve()}]'")
     else:
         from cai.constitution.show import show
 

@@ -8,10 +8,11 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from cai.constitution.import_check import check_library, output_root
 from cai.registry import CaiError
 
 Chat = List[Dict[str, str]]
@@ -32,6 +33,15 @@ class Library:
     """Short origin, for the constitution file's header line."""
     description: str
     groups: Dict[str, Dict[str, dict]] = field(default_factory=lambda: {g: {} for g in ITEM_GROUPS})
+    origins: Dict[Tuple[str, str], List[Tuple[str, str]]] = field(default_factory=dict)
+    """(group, id) -> every (input file, entry) that produced it: more than one means ids collided."""
+    reading: str = ""
+    """The input file being converted, for `origins`."""
+
+    def add(self, group: str, id_: str, item: dict, entry: str) -> None:
+        """Put `item` under `id_` in `group`, remembering which entry of the file being read it came from."""
+        self.groups[group][id_] = item
+        self.origins.setdefault((group, id_), []).append((self.reading, entry))
 
 
 def parse_transcript(text: str, speakers: Sequence[str]) -> Chat:
@@ -51,27 +61,27 @@ def _strip_tag(text: str, lead: str, trail: str) -> str:
 
 
 def _anthropic_principles(data: dict, lib: Library) -> None:
-    for key, entry in data.items():
-        key = re.sub(r"\W", "_", str(key))
+    for upstream, entry in data.items():
+        key = re.sub(r"\W", "_", str(upstream))
         family = re.sub(r"_*\d+$", "", key)  # harmful0 -> tag "harmful"
         revision = _strip_tag(entry["edit_request"], "RevisionRequest", "Revision")
         for j, request in enumerate(entry["prompt"]):
-            lib.groups["principle"][f"{lib.name}_{key}" + (f"_{j}" if j else "")] = {
+            lib.add("principle", f"{lib.name}_{key}" + (f"_{j}" if j else ""), {
                 "critique": _strip_tag(request, "CritiqueRequest", "Critique"), "revision": revision,
-                "tags": [family] if family else []}
+                "tags": [family] if family else []}, f"entry {upstream!r} prompt[{j}]")
 
 
 def _anthropic_exemplars(data: List[str], lib: Library) -> None:
     speakers = ["Human", "Assistant", "CritiqueRequest", "Critique", "RevisionRequest", "Revision"]
     for i, text in enumerate(data):
-        lib.groups["exemplar"][f"{lib.name}_cr{i}"] = {"messages": parse_transcript(text, speakers)}
+        lib.add("exemplar", f"{lib.name}_cr{i}", {"messages": parse_transcript(text, speakers)}, f"item [{i}]")
 
 
 def _anthropic_comparisons(data: List[str], lib: Library) -> None:
     # The labeler adds its own options list, so the trailing "Options:" cue is dropped.
     for i, text in enumerate(data):
-        lib.groups["comparison"][f"{lib.name}_cmp{i}"] = {"text": re.sub(r"\s*Options:\s*$", "", text).strip(),
-                                                         "tags": []}
+        lib.add("comparison", f"{lib.name}_cmp{i}", {"text": re.sub(r"\s*Options:\s*$", "", text).strip(),
+                                                    "tags": []}, f"item [{i}]")
 
 
 def _anthropic_labeling(data: List[dict], lib: Library) -> None:
@@ -80,8 +90,8 @@ def _anthropic_labeling(data: List[dict], lib: Library) -> None:
         pairs = [(c, w) for c in entry["corrects"] for w in entry["incorrects"]]  # corrects are the better ones
         for j, (better, worse) in enumerate(pairs):
             id_ = f"{lib.name}_lab{i}" + (f"_{j}" if j else "")
-            lib.groups["label_exemplar"][id_] = {"conversation": conversation, "better": better.strip(),
-                                                 "worse": worse.strip()}
+            lib.add("label_exemplar", id_, {"conversation": conversation, "better": better.strip(),
+                                            "worse": worse.strip()}, f"item [{i}] (corrects x incorrects pair {j})")
 
 
 _COT = re.compile(r"^(?P<head>.*?)\n\n(?P<conv>[HA]:.*?)\n\n(?P<slot>[^\n]*\{\}[^\n]*)\n"
@@ -95,11 +105,11 @@ def _anthropic_cot(data: List[dict], lib: Library) -> None:
         answer = re.search(r"\(([AB])\)\s*$", match.group("tail")) if match else None
         if not match or not answer:
             raise CaiError(f"chain-of-thought exemplar {i}: unexpected layout: {entry['prompt'][:80]!r}")
-        lib.groups["cot_exemplar"][f"{lib.name}_cot{i}"] = {
+        lib.add("cot_exemplar", f"{lib.name}_cot{i}", {
             "conversation": parse_transcript(match.group("conv"), ["H", "A"]),
             "response_a": match.group("a").strip(), "response_b": match.group("b").strip(),
             "reasoning": match.group("reasoning").strip(), "answer": answer.group(1),
-            "principle_slot": match.group("slot").strip().replace("{}", "{principle}")}
+            "principle_slot": match.group("slot").strip().replace("{}", "{principle}")}, f"item [{i}]")
 
 
 def _anthropic_kind(path: Path, data: Any) -> Optional[Callable[[Any, Library], None]]:
@@ -130,6 +140,7 @@ def import_anthropic(files: Sequence[Path], name: str = "anthropic") -> Library:
     for path in map(Path, files):
         data = _read_json(path)
         convert = _anthropic_kind(path, data)
+        lib.reading = str(path)
         if convert is None:
             raise CaiError(f"{path}: not one of Anthropic's CritiqueRevision*/RLMadison* prompt files")
         try:
@@ -147,14 +158,15 @@ def import_llm_swarm(files: Sequence[Path], name: str = "llm_swarm") -> Library:
     data = _read_json(path)
     if not isinstance(data, dict) or "constitutions" not in data:
         raise CaiError(f"{path}: not an llm-swarm constitution (no 'constitutions' list)")
-    lib = Library(name, f"llm-swarm {path.name}", f"Imported from the llm-swarm constitution {path.name}")
+    lib = Library(name, f"llm-swarm {path.name}", f"Imported from the llm-swarm constitution {path.name}",
+                  reading=str(path))
     try:
         for i, pair in enumerate(data["constitutions"]):
-            lib.groups["principle"][f"{name}_p{i}"] = {"critique": pair["critic"].strip(),
-                                                       "revision": pair["revision"].strip(), "tags": []}
+            principle = {"critique": pair["critic"].strip(), "revision": pair["revision"].strip(), "tags": []}
+            lib.add("principle", f"{name}_p{i}", principle, f"constitutions[{i}]")
         for i, chat in enumerate(data.get("system_chat", [])):
             messages = [{"role": m["role"], "content": m["content"].strip()} for m in chat]
-            lib.groups["exemplar"][f"{name}_cr{i}"] = {"messages": messages}
+            lib.add("exemplar", f"{name}_cr{i}", {"messages": messages}, f"system_chat[{i}]")
     except (KeyError, TypeError, AttributeError) as err:
         raise CaiError(f"{path}: unexpected llm-swarm layout: missing or mistyped {err}") from err
     return lib
@@ -173,12 +185,14 @@ def run_import(fmt: str, files: Sequence[Path], out: Path, name: Optional[str] =
     for path in map(Path, files):
         if not path.is_file():
             raise CaiError(f"{path}: no such file")
-    return write_library(IMPORTERS[fmt](files, name=name), Path(out))
+    lib = IMPORTERS[fmt](files, name=name)
+    check_library(lib, files)  # before writing: an invalid import leaves nothing half-written
+    return write_library(lib, Path(out))
 
 
 def write_library(lib: Library, out: Path) -> Path:
     """Write one YAML per item, the fewshot set and the constitution file under `out/constitution/`."""
-    root = out.resolve() / "constitution"
+    root = output_root(out)
     run = f"python -m cai constitution={lib.name} 'hydra.searchpath=[file://{out.resolve()}]'"
     what = {"principle": "critique/revision principle", "comparison": "comparison principle",
             "exemplar": "critique/revision few-shot exemplar", "label_exemplar": "labeling few-shot exemplar",
@@ -202,9 +216,12 @@ def write_library(lib: Library, out: Path) -> Path:
 
 
 def _dump(path: Path, what: str, run: str, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
-    path.write_text(f"# {what}. Run: {run}\n{text}", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# {what}. Run: {run}\n{text}", encoding="utf-8")
+    except OSError as err:
+        raise CaiError(f"{path}: cannot write: {err.strerror or err}") from err
 
 
 def _escape(value: Any) -> Any:

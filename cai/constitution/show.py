@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cai.constitution.files import loaded
 from cai.constitution.render import render_chat
 from cai.constitution.validate import validate_constitution
 from cai.registry import CaiError
@@ -16,17 +17,24 @@ from cai.registry import CaiError
 SHOW_MODEL = "models.show"  # where --model mounts its spec, beside the recipe's own models
 
 
+def show_overrides(name: str, config_dir: Optional[Path] = None, model: Optional[str] = None) -> List[str]:
+    """The overrides selecting constitution NAME (and model MODEL mounted at models.show)."""
+    overrides = [f"constitution={name}"]
+    if config_dir is not None:
+        if not Path(config_dir).is_dir():
+            raise CaiError(f"--config-dir: {str(config_dir)!r} is not a directory")
+        overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
+    if model:
+        overrides.append(f"+model@{SHOW_MODEL}={model}")
+    return overrides
+
+
 def compose(name: str, config_dir: Optional[Path] = None, model: Optional[str] = None) -> DictConfig:
     """The run config with constitution NAME (and model MODEL mounted at models.show) selected."""
     from cai.config import compose_run
 
-    overrides = [f"constitution={name}"]
-    if config_dir is not None:
-        overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
-    if model:
-        overrides.append(f"+model@{SHOW_MODEL}={model}")
     try:
-        return compose_run(overrides)
+        return compose_run(show_overrides(name, config_dir, model))
     except CaiError:
         raise
     except Exception as err:  # Hydra's own errors (unknown option, schema mismatch) carry a clear message
@@ -81,7 +89,7 @@ def show(name: str, model: Optional[str] = None, config_dir: Optional[Path] = No
     """Compose constitution NAME, validate it, and print its principles and one exemplar as the model sees it."""
     console = console or Console()
     cfg = compose(name, config_dir, model)
-    validate_constitution(cfg.constitution, search_dirs(config_dir))
+    validate_constitution(cfg.constitution, search_dirs(config_dir), loaded(show_overrides(name, config_dir, model)))
     data = OmegaConf.to_container(cfg.constitution, resolve=True)
     spec = cfg.models[SHOW_MODEL.split(".")[1]] if model else None
     fewshot = data["fewshot"]

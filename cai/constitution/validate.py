@@ -6,85 +6,35 @@ import math
 from dataclasses import fields
 from itertools import chain
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from cai import schema
+from cai.constitution.files import SECTION_GROUPS, Loaded, find_duplicate_ids, unique_dirs
+from cai.constitution.interpolations import unresolved
 from cai.registry import CaiError
 
-# Where each id-keyed section of a constitution comes from: one file per id in these group folders.
-SECTION_GROUPS = {
-    "critique_revision": "principle",
-    "comparison": "comparison",
-    "fewshot.critique_revision": "exemplar",
-    "fewshot.labeling": "label_exemplar",
-    "fewshot.cot": "cot_exemplar",
-}
 ROLES = ("system", "user", "assistant")
 
 
-class IdProblem(NamedTuple):
-    """A group file problem that Hydra would merge or rename silently: `id` in `group`, found in `files`."""
-
-    group: str
-    id: str
-    files: tuple
-    message: str
-
-
-def validate_constitution(constitution: Union[DictConfig, dict], search_dirs: Optional[List[Path]] = None) -> None:
-    """Raise CaiError listing every problem in `constitution`, each naming its file (or key path) and key."""
+def validate_constitution(constitution: Union[DictConfig, dict], search_dirs: Optional[List[Path]] = None,
+                          loaded: Optional[Loaded] = None) -> None:
+    """Raise CaiError listing every problem in `constitution` and its `loaded` files, each naming file and key."""
     data = _plain(constitution)
-    dirs = _unique_dirs(search_dirs if search_dirs is not None else _default_dirs())
-    report = _Report(dirs)
+    report = _Report(unique_dirs(search_dirs if search_dirs is not None else _default_dirs()))
     name = data.get("name")
     if _blank(name):
-        report.problems.append("constitution.name is missing or empty")
+        _missing_name(report, (loaded or {}).get("", set()))
     _check_sections(data, report)
+    _check_interpolations(constitution, report)
     _check_select(data, report, str(name))
-    ids = {group: set(_section(data, key)) for key, group in SECTION_GROUPS.items()}
-    for problem in find_duplicate_ids(dirs):
-        stems = {Path(f).stem for f in problem.files}
-        if problem.id in ids[problem.group] or stems & ids[problem.group]:
-            report.problems.append(problem.message)
+    _check_files(data, report, loaded or {})
     if report.problems:
         lines = "\n".join(f"  - {p}" for p in report.problems)
-        raise CaiError(f"constitution {name!r} is invalid ({len(report.problems)} problem(s)):\n{lines}")
-
-
-def find_duplicate_ids(search_dirs: Iterable[Path]) -> List[IdProblem]:
-    """Group files whose top-level ids collide, or whose id differs from the file name, across `search_dirs`."""
-    problems: List[IdProblem] = []
-    for group in SECTION_GROUPS.values():
-        owners: Dict[str, List[Path]] = {}
-        for folder in (Path(d) / "constitution" / group for d in _unique_dirs(search_dirs)):
-            for path in sorted(folder.glob("*.yaml")):
-                for key in _file_ids(path, group, problems):
-                    owners.setdefault(key, []).append(path)
-        for key, files in owners.items():
-            if len(files) > 1:
-                listed = " and ".join(map(str, files))
-                msg = (f"id {key!r} is defined by {len(files)} {group} files, {listed}; "
-                       "Hydra silently merges (or shadows) them")
-                problems.append(IdProblem(group, key, tuple(files), msg))
-    return problems
-
-
-def _file_ids(path: Path, group: str, problems: List[IdProblem]) -> List[str]:
-    """The ids a group file defines, recording a problem when it holds not exactly one id named after itself."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        problems.append(IdProblem(group, path.stem, (path,), f"{path}: is not valid YAML: {err}"))
-        return []
-    keys = [k for k in (data if isinstance(data, dict) else {}) if k != "defaults"]
-    if keys != [path.stem]:
-        found = ", ".join(map(repr, keys)) or "no id"
-        msg = f"{path}: defines {found}; a {group} file must define exactly one id, named after it ({path.stem!r})"
-        problems.append(IdProblem(group, str(keys[0]) if len(keys) == 1 else path.stem, (path,), msg))
-    return [str(k) for k in keys]
+        what = "the constitution" if _blank(name) else f"constitution {name!r}"
+        raise CaiError(f"{what} is invalid ({len(report.problems)} problem(s)):\n{lines}")
 
 
 class _Report:
@@ -134,13 +84,41 @@ def _top_keys(path: Path) -> List[str]:
 
 
 def _check_sections(data: dict, report: _Report) -> None:
-    for section, rule in _RULES.items():
+    for section in _RULES:
         for id_, item in _section(data, section).items():
-            if not isinstance(item, dict):
-                report.add(section, str(id_), "", "must be a mapping of fields")
-                continue
-            for key, problem in chain(_unknown_keys(item, _FIELDS[section]), rule(item)):
+            for key, problem in item_problems(section, item):
                 report.add(section, str(id_), key, problem)
+
+
+def item_problems(section: str, item: Any) -> Problems:
+    """(key, problem) for one entry of `section` ("fewshot.cot", ...): unknown keys, then the section's rules."""
+    if not isinstance(item, dict):
+        yield "", "must be a mapping of fields"
+        return
+    yield from chain(_unknown_keys(item, _FIELDS[section]), _RULES[section](item))
+
+
+def _missing_name(report: _Report, options: set) -> None:
+    where = next(filter(None, (report.file("", o) for o in sorted(options))), None)
+    report.problems.append(f"{where}: name is missing or empty (key constitution.name)" if where
+                           else "constitution.name is missing or empty")
+
+
+def _check_interpolations(constitution: Union[DictConfig, dict], report: _Report) -> None:
+    for section, id_, key, problem in unresolved(constitution, SECTION_GROUPS):
+        if section is None:
+            report.problems.append(f"constitution.{key} {problem}")
+        else:
+            report.add(section, id_, key, problem)
+
+
+def _check_files(data: dict, report: _Report, loaded: Loaded) -> None:
+    # Only files this constitution uses: its composed ids, and the files it loads (an empty one composes no id).
+    used = {group: set(_section(data, key)) | loaded.get(group, set()) for key, group in SECTION_GROUPS.items()}
+    for problem in find_duplicate_ids(report.dirs):
+        stems = {Path(f).stem for f in problem.files}
+        if problem.id in used[problem.group] or stems & used[problem.group]:
+            report.problems.append(problem.message)
 
 
 def _check_select(data: dict, report: _Report, name: str) -> None:
@@ -179,13 +157,6 @@ def _default_dirs() -> List[Path]:
     except CaiError:  # a checkout whose primary config is not written yet still has conf/
         path = Path(__file__).resolve().parents[2] / "conf"
         return [path] if path.is_dir() else []
-
-
-def _unique_dirs(dirs: Iterable[Path]) -> List[Path]:
-    seen: Dict[Path, None] = {}
-    for d in dirs:
-        seen.setdefault(Path(d).resolve(), None)
-    return list(seen)
 
 
 Problems = Iterator[Tuple[str, str]]  # (key inside the item, what is wrong)

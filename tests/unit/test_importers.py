@@ -1,6 +1,7 @@
 """Importers: the upstream Anthropic and llm-swarm files convert into a config dir that composes and validates."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -162,3 +163,54 @@ def test_llm_swarm_import_of_own_file_keeps_dollar_braces_literal(tmp_path):
     constitution = compose_constitution(out, "mine", tmp_path)
     assert constitution.critique_revision.mine_p0.critique == "Does it quote ${HOME} literally?"
     validate_constitution(constitution, [out])
+
+
+def swarm_file(tmp_path: Path, data: dict) -> Path:
+    """An llm-swarm constitution JSON in the test's tmp dir."""
+    src = tmp_path / "swarm.json"
+    src.write_text(json.dumps(data))
+    return src
+
+
+@pytest.mark.parametrize("chat, expected", [
+    ([{"role": "user", "content": "hi"}], "system_chat[0]: messages must end on an assistant turn, ends on 'user'"),
+    ([{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}],
+     "system_chat[0]: messages[0].role must be one of system/user/assistant, got 'robot'"),
+])
+def test_invalid_exemplar_fails_the_import_writing_nothing(tmp_path, chat, expected):
+    src = swarm_file(tmp_path, {"constitutions": [{"critic": "c", "revision": "r"}], "system_chat": [chat]})
+    out = tmp_path / "out"
+    with pytest.raises(CaiError) as info:
+        run_import("llm-swarm", [src], out)
+    assert f"{src}: {expected}" in str(info.value) and "exemplar/llm_swarm_cr0.yaml" in str(info.value)
+    assert not out.exists()
+
+
+def test_import_without_principles_fails(tmp_path):
+    src = swarm_file(tmp_path, {"constitutions": []})
+    with pytest.raises(CaiError, match="no principles found") as info:
+        run_import("llm-swarm", [src], tmp_path / "out")
+    assert str(src) in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_anthropic_ids_colliding_after_cleaning_fail(tmp_path):
+    src = tmp_path / "CritiqueRevisionInstructions.json"
+    src.write_text(json.dumps({key: {"edit_request": "RevisionRequest: r", "prompt": ["CritiqueRequest: c"]}
+                               for key in ("a-1", "a_1")}))
+    with pytest.raises(CaiError) as info:
+        run_import("anthropic", [src], tmp_path / "out")
+    assert (f"{src}: entry 'a-1' prompt[0] and entry 'a_1' prompt[0] both become principle id 'anthropic_a_1'"
+            in str(info.value))
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_that_is_a_file_or_cannot_be_created_is_a_clear_error(tmp_path, capsys):
+    src = swarm_file(tmp_path, {"constitutions": [{"critic": "c", "revision": "r"}]})
+    a_file = tmp_path / "outfile"
+    a_file.write_text("")
+    with pytest.raises(CaiError, match=f"-o {a_file}: is a file, not a directory"):
+        run_import("llm-swarm", [src], a_file)
+    with pytest.raises(CaiError, match=f"-o {a_file / 'sub'}: cannot create {a_file / 'sub' / 'constitution'}"):
+        run_import("llm-swarm", [src], a_file / "sub")
+    assert main(["import", "--format", "llm-swarm", str(src), "-o", str(a_file)]) == 2
+    assert "error: -o " in capsys.readouterr().err
