@@ -28,6 +28,11 @@ def app(cfg: DictConfig) -> None:
         log.error("%s", err)
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # nothing half-written is published; partial work stays for the rerun to resume
+        log.warning("interrupted")
+        print("interrupted: run the same command again to resume (finished nodes are cached, and stages continue "
+              "from their last chunk or checkpoint)", file=sys.stderr)
+        sys.exit(130)
 
 
 def main() -> None:

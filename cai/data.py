@@ -13,6 +13,7 @@ from cai.registry import CaiError
 
 SCHEMES = ("cai://", "file://", "hf://")
 PACKAGED = Path(__file__).resolve().parent / "data"
+OPTIONS = ("field", "format", "split", "config", "revision", "data_dir")
 
 
 @dataclass
@@ -36,7 +37,11 @@ def parse_uri(uri: str) -> Source:
     location = parts.netloc + parts.path
     if not location:
         raise CaiError(f"source {uri!r} names no location")
-    return Source(uri, parts.scheme, location, dict(parse_qsl(parts.query)))
+    options = dict(parse_qsl(parts.query))
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise CaiError(f"source {uri!r}: unknown option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
+    return Source(uri, parts.scheme, location, options)
 
 
 def local_path(src: Source) -> Path:
@@ -62,15 +67,25 @@ def read_rows(src: Source) -> List[Any]:
     if src.scheme == "hf":
         return _read_hf(src)
     path = local_path(src)
-    if path.suffix == ".txt":
-        return path.read_text(encoding="utf-8").splitlines()
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if path.suffix != ".jsonl":
+        return _read_parquet(path)
+    if path.suffix not in (".txt", ".jsonl"):
         raise CaiError(f"source {src.uri!r}: unsupported file type {path.suffix!r} (use .jsonl, .txt or .parquet)")
-    return [_json_line(line, path, n) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise CaiError(f"{path}: not UTF-8 text (byte {err.start} is {err.object[err.start]:#04x})") from None
+    return lines if path.suffix == ".txt" else [_json_line(line, path, n) for n, line in enumerate(lines, 1)]
+
+
+def _read_parquet(path: Path) -> List[Any]:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pyarrow.ArrowException, OSError) as err:
+        raise CaiError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
 
 
 def _json_line(line: str, path: Path, number: int) -> Any:
@@ -86,8 +101,12 @@ def _read_hf(src: Source) -> List[Any]:
     from datasets import load_dataset
 
     opts = src.options
-    dataset = load_dataset(src.location, opts.get("config"), split=opts.get("split", "train"),
-                           revision=opts.get("revision"), data_dir=opts.get("data_dir"))
+    try:
+        dataset = load_dataset(src.location, opts.get("config"), split=opts.get("split", "train"),
+                               revision=opts.get("revision"), data_dir=opts.get("data_dir"))
+    except Exception as err:  # datasets raises many types (offline, not found, bad split); all mean "cannot read"
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CaiError(f"source {src.uri!r}: could not load the dataset ({type(err).__name__}: {first})") from None
     return list(dataset)
 
 

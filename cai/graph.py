@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from cai import data
+from cai.checks import check_node
 from cai.registry import CaiError, StageKind, get_stage
 
 # Fields that change how a stage reports, not what it produces: left out of node keys.
@@ -59,6 +61,9 @@ def resolve_ref(ref: str, where: str, cfg: DictConfig) -> Ref:
     if ref not in cfg.pipeline:
         options = list(cfg.pipeline) + [f"models.{r}" for r in cfg.models]
         raise CaiError(f"{where}: unknown node {ref!r}{_suggest(ref, options)}")
+    if cfg.pipeline[ref] is None:
+        raise CaiError(f"{where}: node {ref!r} was dropped (pipeline.{ref}: null) but this node reads it; "
+                       f"drop this node too, or point {where} elsewhere")
     return Ref("node", ref, get_stage(cfg.pipeline[ref].kind, f"pipeline.{ref}.kind").produces)
 
 
@@ -70,7 +75,7 @@ def build_nodes(cfg: DictConfig) -> Dict[str, Node]:
             continue
         stage = get_stage(node_cfg.kind, f"pipeline.{name}.kind")
         inputs = {}
-        for slot, (ref, key) in node_refs(stage, node_cfg, f"pipeline.{name}").items():
+        for slot, (ref, key) in _refs(stage, node_cfg, f"pipeline.{name}").items():
             if ref is None:
                 continue
             where = f"pipeline.{name}.{key}"
@@ -81,6 +86,15 @@ def build_nodes(cfg: DictConfig) -> Dict[str, Node]:
                                f"{' or '.join(accepted)}")
         nodes[name] = Node(name, stage, node_cfg, inputs)
     return nodes
+
+
+def _refs(stage: StageKind, node_cfg: DictConfig, where: str) -> Dict[str, Tuple[Any, str]]:
+    """node_refs, with a node that lacks its stage's fields (e.g. `+pipeline.x={kind: sft}`) named, not a traceback."""
+    try:
+        return node_refs(stage, node_cfg, where)
+    except OmegaConfBaseException as error:
+        raise CaiError(f"{where}: {str(error).splitlines()[0]}; add a node by mounting a stage option, e.g. "
+                       f"`+stage@{where}={stage.name}`, so it gets the stage's fields and defaults") from None
 
 
 def node_refs(stage: StageKind, node_cfg: DictConfig, where: str = "pipeline.?") -> Dict[str, Tuple[Any, str]]:
@@ -165,7 +179,8 @@ def plan(cfg: DictConfig) -> List[Node]:
     if not nodes:
         raise CaiError("pipeline is empty: choose a recipe, e.g. `python -m cai recipe=smol`")
     planned = order(nodes, list(cfg.targets))
-    for node in planned:  # stage-specific checks (e.g. TRL trainer args) before anything runs, dry runs included
+    for node in planned:  # checks before anything runs, dry runs included: keys and ranges, then the stage's own
+        check_node(node.cfg, node.stage.schema, f"pipeline.{node.name}")
         if node.stage.check:
             node.stage.check(node.cfg, f"pipeline.{node.name}")
     assign_keys(planned, cfg)

@@ -1,10 +1,11 @@
 """Load a ModelSpec: hub id, local dir, a GGUF inside an installed package (the embedded default), or tiny_random."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,18 +23,27 @@ WEIGHT_FIELDS = ("source", "id", "revision", "path", "package", "file")
 
 def checkpoint(spec: DictConfig, home: Path) -> str:
     """What `from_pretrained` should load for this spec (hub id, or a local folder), materializing it if needed."""
-    if spec.source not in SOURCES:
-        raise CaiError(f"model source {spec.source!r} unknown; available: {', '.join(SOURCES)}")
+    problem = source_problem(spec)
+    if problem:
+        raise CaiError(f"model {problem}")
     if spec.source == "hub":
-        if not spec.id:
-            raise CaiError("model with source=hub needs `id` (a hub id such as org/name)")
         return spec.id
     if spec.source == "local":
-        path = Path(spec.path or "").expanduser()
-        if not (path / "config.json").is_file():
-            raise CaiError(f"model path {str(path)!r} holds no config.json (source=local needs a saved model folder)")
-        return str(path)
+        return str(Path(spec.path).expanduser())
     return str(_materialize(spec, Store(home)))
+
+
+def source_problem(spec: DictConfig) -> Optional[str]:
+    """What is wrong with where a spec says its weights are ("<field>: why"), or None."""
+    if spec.source not in SOURCES:
+        return f"source: {spec.source!r} unknown; available: {', '.join(SOURCES)}"
+    if spec.source == "hub" and not spec.id:
+        return "id: source=hub needs a hub id such as org/name"
+    if spec.source == "local" and not spec.path:
+        return "path: source=local needs the folder of a saved model"
+    if spec.source == "local" and not (Path(spec.path).expanduser() / "config.json").is_file():
+        return f"path: {spec.path!r} holds no config.json (source=local needs the folder of a saved model)"
+    return None
 
 
 def _materialize(spec: DictConfig, store: Store) -> Path:
@@ -123,8 +133,9 @@ def load_tokenizer(spec: DictConfig, home: Path, padding_side: str = "left") -> 
     """The spec's tokenizer, with its chat-template override and a pad token."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
-                                              trust_remote_code=spec.trust_remote_code)
+    with reachable(spec):
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
+                                                  trust_remote_code=spec.trust_remote_code)
     if spec.chat_template:
         tokenizer.chat_template = spec.chat_template
     if tokenizer.pad_token is None:
@@ -139,10 +150,25 @@ def load_causal_lm(spec: DictConfig, home: Path, device: Optional[str] = None) -
     from transformers import AutoModelForCausalLM
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
-                                                 dtype=resolve_dtype(spec.dtype),
-                                                 trust_remote_code=spec.trust_remote_code)
+    with reachable(spec):
+        model = AutoModelForCausalLM.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
+                                                     dtype=resolve_dtype(spec.dtype),
+                                                     trust_remote_code=spec.trust_remote_code)
     return model.to(device).eval()
+
+
+@contextlib.contextmanager
+def reachable(spec: DictConfig) -> Iterator[None]:
+    """Loading a hub model that is neither cached nor downloadable fails naming the id, not with a traceback."""
+    try:
+        yield
+    except OSError as error:
+        if spec.source != "hub":
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CaiError(f"model {spec.id!r} (source=hub, revision {spec.revision!r}) could not be loaded: {first} "
+                       "Download it where the hub is reachable (huggingface-cli download ID), or point the role "
+                       "at a local folder (source=local path=DIR)") from None
 
 
 def check_spec(spec: DictConfig, where: str) -> None:
@@ -151,6 +177,12 @@ def check_spec(spec: DictConfig, where: str) -> None:
         raise CaiError(f"{where}.dtype: {spec.dtype!r} unknown; available: {', '.join(DTYPES)}")
     if spec.quantize not in QUANTIZE:
         raise CaiError(f"{where}.quantize: {spec.quantize!r} unknown; available: {', '.join(QUANTIZE)}")
+    problem = source_problem(spec)
+    if problem:
+        raise CaiError(f"{where}.{problem}")
+    for name in ("max_batch_tokens", "max_batch_size"):
+        if spec[name] < 1:
+            raise CaiError(f"{where}.{name}: must be >= 1, got {spec[name]}")
 
 
 def quantize_for_inference(model: Any, how: str, where: str = "quantize") -> Any:

@@ -112,7 +112,12 @@ def execute(node: Node, cfg: DictConfig, store: Store, paths: Dict[str, Path], r
             store.discard_partial(key)
         workdir = store.partial(key)
         workdir.mkdir(parents=True, exist_ok=True)
-        return compute(node, cfg, workdir, paths, engine_factory, publish=store)
+        try:
+            return compute(node, cfg, workdir, paths, engine_factory, publish=store)
+        except BaseException:
+            if {p.name for p in workdir.iterdir()} <= {"node.yaml"}:  # failed before any work: nothing to resume
+                store.discard_partial(key)
+            raise
 
 
 def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], engine_factory: Optional[Any],

@@ -54,11 +54,12 @@ def load_model(spec, home: Path, dtype: Any) -> Any:
     """A causal LM to train from a model role or an upstream artifact; an unmerged adapter is merged in first."""
     from transformers import AutoModelForCausalLM
 
-    from cai.models import checkpoint
+    from cai.models import checkpoint, reachable
 
     revision = spec.revision if spec.source == "hub" else None
-    model = AutoModelForCausalLM.from_pretrained(checkpoint(spec, home), revision=revision, dtype=dtype,
-                                                 trust_remote_code=spec.trust_remote_code)
+    with reachable(spec):
+        model = AutoModelForCausalLM.from_pretrained(checkpoint(spec, home), revision=revision, dtype=dtype,
+                                                     trust_remote_code=spec.trust_remote_code)
     if getattr(model, "_hf_peft_config_loaded", False):
         merge_loaded_adapters(model)
     return model

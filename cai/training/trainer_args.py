@@ -42,9 +42,28 @@ def build(config_cls: type, trainer: Mapping[str, Any], where: str, defaults: Di
     reported against `where` (they can involve several keys)."""
     check_keys(config_cls, trainer, where)
     try:
-        return config_cls(**{**defaults, **trainer, **fixed})
+        args = config_cls(**{**defaults, **trainer, **fixed})
     except (ValueError, TypeError, NotImplementedError) as err:
         raise CaiError(f"{where}: {config_cls.__name__} rejected these arguments: {err}") from None
+    check_ranges(args, where)
+    return args
+
+
+# (argument, rule, test) for values the config class accepts but the Trainer rejects late or misreads
+RANGES = (("per_device_train_batch_size", ">= 1", lambda v: v >= 1),
+          ("per_device_eval_batch_size", ">= 1", lambda v: v >= 1),
+          ("gradient_accumulation_steps", ">= 1", lambda v: v >= 1),
+          ("learning_rate", ">= 0", lambda v: v >= 0),
+          ("num_train_epochs", "> 0", lambda v: v > 0),
+          ("max_steps", ">= 1, or -1 for num_train_epochs", lambda v: v == -1 or v >= 1))
+
+
+def check_ranges(args: Any, where: str) -> None:
+    """Out-of-range values that would fail only once training starts (or, for max_steps=0, run one step)."""
+    for name, rule, ok in RANGES:
+        value = getattr(args, name, None)
+        if value is not None and not ok(value):
+            raise CaiError(f"{where}.{name}: must be {rule}, got {value}")
 
 
 def conforms(value: Any, hint: Any) -> bool:
