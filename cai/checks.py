@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cai.registry import CaiError
+from cai.registry import CaiError, first_line
 
 POSITIVE = ("chunk_size", "revisions", "log_every")
 """Integer fields that must be >= 1 wherever a stage has them."""
@@ -35,8 +35,7 @@ def check_keys(node_cfg: DictConfig, schema: type, where: str) -> None:
         OmegaConf.merge(OmegaConf.structured(schema), plain)
     except OmegaConfBaseException as error:
         key = f"{where}.{error.full_key}" if getattr(error, "full_key", None) else where
-        reason = str(error).splitlines()[0]
-        raise CaiError(f"{key}: {reason}") from None
+        raise CaiError(f"{key}: {first_line(error)}") from None
 
 
 def check_sampling(sampling: Any, where: str) -> None:

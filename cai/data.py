@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-from cai.registry import CaiError
+from cai.registry import CaiError, first_line
 
 SCHEMES = ("cai://", "file://", "hf://")
 PACKAGED = Path(__file__).resolve().parent / "data"
@@ -85,7 +85,7 @@ def _read_parquet(path: Path) -> List[Any]:
     try:
         return pq.read_table(path).to_pylist()
     except (pyarrow.ArrowException, OSError) as err:
-        raise CaiError(f"{path}: not a readable Parquet file ({str(err).splitlines()[0]})") from None
+        raise CaiError(f"{path}: not a readable Parquet file ({first_line(err)})") from None
 
 
 def _json_line(line: str, path: Path, number: int) -> Any:
@@ -105,8 +105,8 @@ def _read_hf(src: Source) -> List[Any]:
         dataset = load_dataset(src.location, opts.get("config"), split=opts.get("split", "train"),
                                revision=opts.get("revision"), data_dir=opts.get("data_dir"))
     except Exception as err:  # datasets raises many types (offline, not found, bad split); all mean "cannot read"
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CaiError(f"source {src.uri!r}: could not load the dataset ({type(err).__name__}: {first})") from None
+        reason = f"{type(err).__name__}: {first_line(err)}"
+        raise CaiError(f"source {src.uri!r}: could not load the dataset ({reason})") from None
     return list(dataset)
 
 

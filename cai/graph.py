@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cai import data
 from cai.checks import check_node
-from cai.registry import CaiError, StageKind, get_stage
+from cai.registry import CaiError, StageKind, first_line, get_stage
 
 # Fields that change how a stage reports, not what it produces: left out of node keys.
 NON_SEMANTIC = {"log_every", "num_samples", "launcher", "progress"}
@@ -93,7 +93,7 @@ def _refs(stage: StageKind, node_cfg: DictConfig, where: str) -> Dict[str, Tuple
     try:
         return node_refs(stage, node_cfg, where)
     except OmegaConfBaseException as error:
-        raise CaiError(f"{where}: {str(error).splitlines()[0]}; add a node by mounting a stage option, e.g. "
+        raise CaiError(f"{where}: {first_line(error)}; add a node by mounting a stage option, e.g. "
                        f"`+stage@{where}={stage.name}`, so it gets the stage's fields and defaults") from None
 
 

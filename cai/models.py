@@ -10,7 +10,7 @@ from typing import Any, Iterator, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from cai.graph import model_key
-from cai.registry import CaiError
+from cai.registry import CaiError, first_line
 from cai.store import Store
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,8 @@ def reachable(spec: DictConfig) -> Iterator[None]:
     except OSError as error:
         if spec.source != "hub":
             raise
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CaiError(f"model {spec.id!r} (source=hub, revision {spec.revision!r}) could not be loaded: {first} "
+        raise CaiError(f"model {spec.id!r} (source=hub, revision {spec.revision!r}) could not be loaded: "
+                       f"{first_line(error)} "
                        "Download it where the hub is reachable (huggingface-cli download ID), or point the role "
                        "at a local folder (source=local path=DIR)") from None
 

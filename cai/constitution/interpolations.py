@@ -6,6 +6,8 @@ from typing import Iterable, Iterator, NamedTuple, Optional, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import GrammarParseError, InterpolationResolutionError
 
+from cai.registry import first_line
+
 _ERRORS = (InterpolationResolutionError, GrammarParseError)
 
 
@@ -45,8 +47,7 @@ def _walk(node: Union[DictConfig, ListConfig], path: str) -> Iterator[tuple]:
 
 
 def _problem(err: Exception) -> str:
-    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return f"has a ${{...}} interpolation that does not resolve ({reason}); write \\${{ for a literal ${{"
+    return f"has a ${{...}} interpolation that does not resolve ({first_line(err)}); write \\${{ for a literal ${{"
 
 
 def _place(path: str, problem: str, sections: Iterable[str]) -> Unresolved:

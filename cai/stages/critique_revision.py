@@ -62,8 +62,6 @@ def constitution_context(cfg, node_cfg) -> Dict[str, Any]:
 def critique_revision(ctx: StageContext) -> Dict[str, Any]:
     """Generate `{id, prompt, initial, rounds, final}` records into data.jsonl, resuming an interrupted run."""
     cfg = ctx.cfg
-    if cfg.revisions < 1:
-        raise CaiError(f"pipeline.{ctx.node}.revisions must be >= 1, got {cfg.revisions}")
     prompts, source_stats = data.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
     engine = ctx.engine("generator")

@@ -144,8 +144,8 @@ def check(node_cfg, where: str) -> None:
             raise CaiError(f"{where}.{key}: {bad!r} unknown; available: {', '.join(map(str, allowed[key]))}")
     if not any(node_cfg.prompts[s] for s in SETS) or not axis_names(node_cfg):
         raise CaiError(f"{where}.prompts / {where}.axes: no prompt set with an axis to judge")
-    if node_cfg.limit < 1 or node_cfg.ensemble < 1:
-        raise CaiError(f"{where}.limit / {where}.ensemble: must be >= 1, got {node_cfg.limit}, {node_cfg.ensemble}")
+    if node_cfg.ensemble < 1:  # limit is checked for every node (cai/checks.py)
+        raise CaiError(f"{where}.ensemble: must be >= 1, got {node_cfg.ensemble}")
 
 
 @stage("evaluate", schema=EvaluateConfig, version=1, produces="eval",
