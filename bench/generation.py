@@ -18,12 +18,12 @@ from omegaconf import OmegaConf
 
 def sl_inputs(cfg, fewshot: bool) -> tuple:
     """(prompts, constitution context, few-shot prefix chat) of the recipe's sl_data node."""
-    from cai import data
+    from cai import sources
     from cai.constitution import fewshot_chat
     from cai.stages.critique_revision import constitution_context
 
     node = cfg.pipeline.sl_data
-    prompts, _ = data.load_prompts(node.inputs.prompts, node.limit, False, cfg.seed)
+    prompts, _ = sources.load_prompts(node.inputs.prompts, node.limit, False, cfg.seed)
     context = constitution_context(cfg, node)
     return prompts, context, fewshot_chat(context["exemplars"]) if fewshot else []
 
@@ -32,7 +32,7 @@ def stage_run(cfg, home: Path, fewshot: bool, reuse_turns: bool = True, share_pr
     """The stage's own path: run_chunk over all prompts with the hf engine (batched, prefix cache; unless switched
     off, each turn continuing the previous turn's keys/values and the shared prefix held once per batch)."""
     from cai.engines.hf import HFEngine
-    from cai.stages.base import StageContext
+    from cai.stage_api import StageContext
     from cai.stages.critique_revision import run_chunk
 
     node = cfg.pipeline.sl_data
@@ -51,7 +51,8 @@ def naive_run(engine, prompts, prefix, context, sampling, seed) -> tuple:
     """The straightforward way: one chat at a time through `model.generate`, same three turns per prompt."""
     import torch
 
-    from cai.constitution import sample_principles, stable_rng
+    from cai.constitution import sample_principles
+    from cai.keys import stable_rng
 
     model, tok, principles = engine.model, engine.tokenizer, context["principles"]
     tokens, started = 0, time.perf_counter()
@@ -79,7 +80,8 @@ def batched_run(engine, prompts, prefix, context, sampling, seed, batch: int) ->
     is one round over all prompts, as the stage does it, but with no token budget, prefix cache or own sampler."""
     import torch
 
-    from cai.constitution import sample_principles, stable_rng
+    from cai.constitution import sample_principles
+    from cai.keys import stable_rng
 
     model, tok, principles = engine.model, engine.tokenizer, context["principles"]
     chats = [prefix + [{"role": "user", "content": p["prompt"]}] for p in prompts]
@@ -163,7 +165,7 @@ def first_turn_against_generate_batch(cfg, home: Path, fewshot: bool, max_new: i
     engine = HFEngine(cfg.models.generator, home)
     greedy = OmegaConf.merge(node.sampling, {"do_sample": False, "repetition_penalty": 1.0, "max_new_tokens": max_new})
     started = time.perf_counter()
-    ours = engine.generate(chats, greedy, cfg.seed)
+    ours = engine.generate(chats, greedy, [cfg.seed] * len(chats))
     ours_s, ours_tokens = time.perf_counter() - started, engine.stats.generated_tokens
     ids = [engine.tokenizer(engine.render(c), add_special_tokens=False).input_ids for c in chats]
     engine.model.set_attn_implementation("sdpa")  # generate_batch picks its paged variant itself

@@ -43,9 +43,9 @@ def time_engine(out: Path, prompts: int, max_new: int) -> None:
     sampling = OmegaConf.structured(Sampling(max_new_tokens=max_new, do_sample=False))
     prefix = [{"role": "user", "content": "Shared few-shot exemplar text. " * 40}, {"role": "assistant", "content": "ok"}]
     chats = [prefix + [{"role": "user", "content": f"question {i}"}] for i in range(prompts)]
-    engine.generate(chats[:2], sampling, 0)  # warm-up
+    engine.generate(chats[:2], sampling, [0, 1])  # warm-up
     start, before = time.perf_counter(), engine.stats.generated_tokens
-    engine.generate(chats, sampling, 0)
+    engine.generate(chats, sampling, list(range(len(chats))))
     batched = (engine.stats.generated_tokens - before) / (time.perf_counter() - start)
     start, tokens = time.perf_counter(), 0
     for chat in chats[:8]:

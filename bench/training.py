@@ -54,9 +54,9 @@ def answer(rng: random.Random) -> str:
 
 def prompt_chats(n: int, seed: int) -> list:
     """n user turns from the shipped helpful and red-team prompts (seeded order, repeated if n is larger)."""
-    from cai import data
+    from cai import sources
 
-    prompts = data.load_prompts("cai://helpful")[0] + data.load_prompts("cai://redteam")[0]
+    prompts = sources.load_prompts("cai://helpful")[0] + sources.load_prompts("cai://redteam")[0]
     random.Random(seed).shuffle(prompts)
     return [[{"role": "user", "content": prompts[i % len(prompts)]["prompt"]}] for i in range(n)]
 
@@ -132,8 +132,8 @@ def sft_trainer(source: str, overrides: dict, cfg, node, home: Path, args, out: 
     from trl import SFTConfig, SFTTrainer
 
     from cai.models import checkpoint, load_tokenizer
-    from cai.stages.base import StageContext
-    from cai.training import loop, lora
+    from cai.stage_api import StageContext
+    from cai.training import common, lora
 
     spec = cfg.models.base
     rows = sft_rows(args, node, spec, cfg.seed)
@@ -146,8 +146,8 @@ def sft_trainer(source: str, overrides: dict, cfg, node, home: Path, args, out: 
         mean, trainer = sum(map(len, token_ids(tokenizer, rows))) / len(rows), node.trainer
         trainer.per_device_train_batch_size = max(1, round(trainer.per_device_train_batch_size * mean
                                                             / trainer.max_length))
-    config = loop.trainer_config(SFTConfig, StageContext("sft", node, {}, out, home, cfg.seed))
-    return SFTTrainer(model=lora.load_model(spec, home, loop.train_dtype(node, spec)), args=config,
+    config = common.trainer_config(SFTConfig, StageContext("sft", node, {}, out, home, cfg.seed))
+    return SFTTrainer(model=lora.load_model(spec, home, common.train_dtype(node, spec)), args=config,
                       train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                       peft_config=lora.peft_config(node.lora))
 
@@ -157,8 +157,8 @@ def rm_trainer(source: str, overrides: dict, cfg, node, home: Path, args, out: P
     from trl import RewardConfig, RewardTrainer
 
     from cai.models import checkpoint, load_tokenizer
-    from cai.stages.base import StageContext
-    from cai.training import loop, lora
+    from cai.stage_api import StageContext
+    from cai.training import common, lora
     from cai.training.reward_trainer import SoftRewardTrainer, load_reward_model
 
     spec = cfg.models.base
@@ -167,8 +167,8 @@ def rm_trainer(source: str, overrides: dict, cfg, node, home: Path, args, out: P
         config = RewardConfig(output_dir=str(out), max_steps=args.steps, use_cpu=True, report_to=[], seed=cfg.seed,
                               **overrides)
         return RewardTrainer(model=checkpoint(spec, home), args=config, train_dataset=dataset)
-    config = loop.trainer_config(RewardConfig, StageContext("reward_model", node, {}, out, home, cfg.seed))
-    return SoftRewardTrainer(model=load_reward_model(spec, home, loop.train_dtype(node, spec)), args=config,
+    config = common.trainer_config(RewardConfig, StageContext("reward_model", node, {}, out, home, cfg.seed))
+    return SoftRewardTrainer(model=load_reward_model(spec, home, common.train_dtype(node, spec)), args=config,
                              train_dataset=dataset, processing_class=load_tokenizer(spec, home, padding_side="right"),
                              peft_config=lora.peft_config(node.lora, task_type="SEQ_CLS"),
                              calibration_bins=node.calibration_bins)

@@ -1,4 +1,4 @@
-"""`python -m cai recipe=NAME [key=value ...]`, and `python -m cai -m ...` for Hydra multirun sweeps."""
+"""`python -m cai recipe=NAME [key=value ...]` (or the `cai` command), and `-m ...` for Hydra multirun sweeps."""
 from __future__ import annotations
 
 import logging
@@ -9,14 +9,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cai.config import PRIMARY, check_recipe, register_schemas
-from cai.registry import CaiError
+from cai.config import check_recipe, register_schemas
+from cai.errors import CaiError
+from cai.paths import PRIMARY, conf_dir
 
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
 log = logging.getLogger("cai")
 
 
-@hydra.main(version_base="1.3", config_path=CONF, config_name=PRIMARY)
 def app(cfg: DictConfig) -> None:
     """Plan and run the composed recipe in this job's run directory."""
     from cai import runner
@@ -40,10 +39,11 @@ def main() -> None:
     try:
         check_recipe(sys.argv[1:])
         register_schemas()
+        config_path = str(conf_dir())
     except CaiError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    app()
+    hydra.main(version_base="1.3", config_path=config_path, config_name=PRIMARY)(app)()
 
 
 if __name__ == "__main__":

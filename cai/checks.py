@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cai.registry import CaiError, first_line
+from cai.errors import CaiError, first_line
 
 POSITIVE = ("chunk_size", "revisions", "log_every")
 """Integer fields that must be >= 1 wherever a stage has them."""

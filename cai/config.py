@@ -1,39 +1,55 @@
-"""Config registration (schemas in Hydra's ConfigStore) and the conf/ directory lookup."""
+"""Config registration (schemas and recipes in Hydra's ConfigStore) and composing a run outside `python -m cai`.
+
+The checkout keeps the design card's top-level folders (conf/, recipes/); a built wheel carries them as cai/conf and
+cai/recipes (pyproject.toml maps them). Recipes are stored as the `recipe` group (package `_global_`), read from
+whichever recipes/ folder cai.paths finds, so the group needs no `conf/recipe` link.
+"""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from cai.registry import CaiError
+from cai.errors import CaiError
+from cai.paths import PRIMARY, conf_dir, recipes_dir, shared_dir
 from cai.schema import RunConfig
 
-PRIMARY = "cai"
-
-
-def conf_dir() -> Path:
-    """The conf/ folder of this checkout (an editable install keeps it beside the package)."""
-    path = Path(__file__).resolve().parent.parent / "conf"
-    if not (path / f"{PRIMARY}.yaml").is_file():
-        raise CaiError(f"cannot find {path}/{PRIMARY}.yaml: install cai from a checkout with `pip install -e .`")
-    return path
+_registered = False
 
 
 def recipe_names() -> List[str]:
-    """Names of the recipes in recipes/ (conf/recipe links there)."""
-    return sorted(p.stem for p in (conf_dir() / "recipe").glob("*.yaml"))
+    """Names of the shipped recipes (recipes/*.yaml)."""
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
 
 
 def register_schemas() -> None:
-    """Store the run schema and each stage kind's schema so YAML options extend them (Hydra pattern 5.2)."""
-    from cai.stages import STAGE_SCHEMAS  # no torch: schemas only
+    """Store the run schema, each stage kind's schema (YAML options extend them, Hydra pattern 5.2) and the recipes;
+    register cai's resolvers."""
+    global _registered
+    from cai.registry import all_stages  # no torch: stage modules import it lazily
 
     store = ConfigStore.instance()
     store.store(name="run_schema", node=RunConfig)
-    for kind, schema in STAGE_SCHEMAS.items():
-        store.store(group="schema/stage", name=kind, node=schema)
+    for kind, stage in all_stages().items():
+        store.store(group="schema/stage", name=kind, node=stage.schema)
+    if _registered:
+        return
+    _registered = True
+    for path in sorted(recipes_dir().glob("*.yaml")):
+        store.store(group="recipe", name=path.stem, node=OmegaConf.load(path), package="_global_", provider="cai")
+    OmegaConf.register_new_resolver("cai.shared", shared_file, replace=True)
+
+
+def shared_file(relative: str, *, _root_: DictConfig) -> str:
+    """`${cai.shared:evals/X.jsonl}`: a file:// URI inside the shared folder (`shared_dir`, else $CAI_SHARED)."""
+    from pathlib import Path
+
+    root = _root_.get("shared_dir")
+    base = Path(root).expanduser().resolve() if root else shared_dir()
+    if not base.is_dir():
+        raise CaiError(f"shared_dir: {root!r} is not a folder")
+    return f"file://{base / relative}"
 
 
 def check_recipe(overrides: List[str]) -> None:

@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from cai import data
+from cai import sources
 from cai.checks import check_node
-from cai.registry import CaiError, StageKind, first_line, get_stage
-
-# Fields that change how a stage reports, not what it produces: left out of node keys.
-NON_SEMANTIC = {"log_every", "num_samples", "launcher", "progress"}
-MODEL_FIELDS_NOT_IN_KEY = {"max_batch_tokens", "max_batch_size", "engine"}
+from cai.engines.base import missing
+from cai.errors import CaiError, first_line
+from cai.keys import digest, model_key, semantic_config
+from cai.models import check_spec
+from cai.registry import StageKind, get_engine, get_stage
 
 
 @dataclass
@@ -47,16 +45,14 @@ def _suggest(name: str, options: List[str]) -> str:
 
 def resolve_ref(ref: str, where: str, cfg: DictConfig) -> Ref:
     """Classify an input reference and check that what it names exists."""
-    if data.is_uri(ref):
-        data.parse_uri(ref)
+    if sources.is_uri(ref):
+        sources.parse_uri(ref)
         return Ref("source", ref, "data")
     if ref.startswith("models."):
         role = ref.split(".", 1)[1]
         if role not in cfg.models:
             raise CaiError(f"{where}: unknown model role {ref!r}{_suggest(role, list(cfg.models))}")
-        from cai.models import check_spec  # cai.models imports this module
-
-        check_spec(cfg.models[role], f"models.{role}")
+        check_model(cfg.models[role], f"models.{role}")
         return Ref("model", role, "model")
     if ref not in cfg.pipeline:
         options = list(cfg.pipeline) + [f"models.{r}" for r in cfg.models]
@@ -137,22 +133,33 @@ def order(nodes: Dict[str, Node], targets: List[str]) -> List[Node]:
     return [nodes[n] for n in done]
 
 
-def digest(obj: Any) -> str:
-    """A short sha256 of canonical JSON."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+def check_model(spec: DictConfig, where: str) -> None:
+    """Plan-time checks of a model role: its engine exists and accepts the spec; its weights where it loads them."""
+    kind = get_engine(spec.engine, f"{where}.engine")
+    check_spec(spec, where, local_weights=kind.capabilities(spec).local_weights)
+    if kind.check:
+        kind.check(spec, where)
 
 
-def semantic_config(node_cfg: DictConfig) -> Dict[str, Any]:
-    """The node's resolved config minus reporting-only fields, as hashed into its key."""
-    resolved = OmegaConf.to_container(node_cfg, resolve=True, throw_on_missing=True)
-    return {k: v for k, v in resolved.items() if k not in NON_SEMANTIC and k != "inputs"}
+def role_key(spec: DictConfig) -> str:
+    """A model role's key, leaving out the engine options its engine says do not change the bytes."""
+    return model_key(spec, get_engine(spec.engine).options_not_in_key)
 
 
-def model_key(spec: DictConfig) -> str:
-    """Key of a model role: what is loaded, not how it is batched."""
-    resolved = OmegaConf.to_container(spec, resolve=True)
-    return "model:" + digest({k: v for k, v in resolved.items() if k not in MODEL_FIELDS_NOT_IN_KEY})
+def check_engines(node: Node, cfg: DictConfig) -> None:
+    """What the node's stage needs of each model slot's engine (generate, next-token or continuation scoring),
+    checked against what the engine declares; a node input that is a model runs on its artifact's spec, checked
+    when that artifact exists."""
+    needs = node.stage.needs(node.cfg) if node.stage.needs else {}
+    for slot, needed in needs.items():
+        ref = node.inputs.get(slot)
+        if ref is None or ref.kind != "model":
+            continue
+        spec = cfg.models[ref.target]
+        lacking = missing(needed, get_engine(spec.engine).capabilities(spec))
+        if lacking:
+            raise CaiError(f"pipeline.{node.name}.inputs.{slot}: {node.stage.name} needs {', '.join(lacking)} from "
+                           f"models.{ref.target} (engine {spec.engine!r}), which does not offer it")
 
 
 def assign_keys(plan: List[Node], cfg: DictConfig) -> None:
@@ -164,9 +171,9 @@ def assign_keys(plan: List[Node], cfg: DictConfig) -> None:
             if ref.kind == "node":
                 input_ids[slot] = keys[ref.target]
             elif ref.kind == "model":
-                input_ids[slot] = model_key(cfg.models[ref.target])
+                input_ids[slot] = role_key(cfg.models[ref.target])
             else:
-                input_ids[slot] = data.source_id(ref.target)
+                input_ids[slot] = sources.source_id(ref.target)
         node.context = node.stage.context(cfg, node.cfg) if node.stage.context else {}
         node.key = keys[node.name] = digest({
             "kind": node.stage.name, "version": node.stage.version, "config": semantic_config(node.cfg),
@@ -180,11 +187,24 @@ def plan(cfg: DictConfig) -> List[Node]:
         raise CaiError("pipeline is empty: choose a recipe, e.g. `python -m cai recipe=smol`")
     planned = order(nodes, list(cfg.targets))
     for node in planned:  # checks before anything runs, dry runs included: keys and ranges, then the stage's own
-        check_node(node.cfg, node.stage.schema, f"pipeline.{node.name}")
+        where = f"pipeline.{node.name}"
+        check_node(node.cfg, node.stage.schema, where)
+        resolvable(node.cfg, where)
         if node.stage.check:
-            node.stage.check(node.cfg, f"pipeline.{node.name}")
+            node.stage.check(node.cfg, where)
+        check_engines(node, cfg)
     assign_keys(planned, cfg)
     return planned
+
+
+def resolvable(node_cfg: DictConfig, where: str) -> None:
+    """Every interpolation in the node resolves (e.g. ${cai.shared:...}); a failure names the key and the reason."""
+    try:
+        OmegaConf.to_container(node_cfg, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        key = f"{where}.{error.full_key}" if getattr(error, "full_key", None) else where
+        cause = error.__cause__ if isinstance(error.__cause__, CaiError) else error
+        raise CaiError(f"{key}: {first_line(cause)}") from None
 
 
 def consumers(plan_nodes: List[Node]) -> Dict[str, List[str]]:

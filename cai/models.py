@@ -9,8 +9,8 @@ from typing import Any, Iterator, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from cai.graph import model_key
-from cai.registry import CaiError, first_line
+from cai.errors import CaiError, first_line
+from cai.keys import digest
 from cai.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def source_problem(spec: DictConfig) -> Optional[str]:
 
 def _materialize(spec: DictConfig, store: Store) -> Path:
     """Build or convert the model once into the store (keyed by its spec) and reuse it after."""
-    key = model_key(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS))).split(":", 1)[1]
+    key = digest(OmegaConf.to_container(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS)), resolve=True))
     if store.is_done("model", key):
         return store.path("model", key) / "model"
     with store.lock(key):
@@ -171,8 +171,13 @@ def reachable(spec: DictConfig) -> Iterator[None]:
                        "at a local folder (source=local path=DIR)") from None
 
 
-def check_spec(spec: DictConfig, where: str) -> None:
-    """Plan-time checks of a model role's loading options."""
+def check_spec(spec: DictConfig, where: str, local_weights: bool = True) -> None:
+    """Plan-time checks of a model role's loading options (where its weights are only when the engine loads them)."""
+    for name in ("max_batch_tokens", "max_batch_size"):
+        if spec[name] < 1:
+            raise CaiError(f"{where}.{name}: must be >= 1, got {spec[name]}")
+    if not local_weights:
+        return
     if spec.dtype not in DTYPES:
         raise CaiError(f"{where}.dtype: {spec.dtype!r} unknown; available: {', '.join(DTYPES)}")
     if spec.quantize not in QUANTIZE:
@@ -180,9 +185,6 @@ def check_spec(spec: DictConfig, where: str) -> None:
     problem = source_problem(spec)
     if problem:
         raise CaiError(f"{where}.{problem}")
-    for name in ("max_batch_tokens", "max_batch_size"):
-        if spec[name] < 1:
-            raise CaiError(f"{where}.{name}: must be >= 1, got {spec[name]}")
 
 
 def quantize_for_inference(model: Any, how: str, where: str = "quantize") -> Any:

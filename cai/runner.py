@@ -13,10 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from cai import graph
 from cai.graph import Node
-from cai.registry import CaiError
+from cai.errors import CaiError
 from cai.report import write_report
-from cai.report_table import print_plan, print_summary
-from cai.stages.base import Input, StageContext, log
+from cai.console import print_plan, print_summary
+from cai.keys import semantic_config
+from cai.stage_api import Input, StageContext, log
 from cai.store import Store, read_json, write_json
 
 CACHE_MODES = ("use", "refresh", "off")
@@ -81,7 +82,7 @@ def config_dirs() -> List[Path]:
     """The file config dirs Hydra composed from (the user's hydra.searchpath ones too), package conf/ last."""
     from hydra.core.hydra_config import HydraConfig
 
-    from cai.config import conf_dir
+    from cai.paths import conf_dir
 
     dirs = []
     if HydraConfig.initialized():
@@ -128,11 +129,14 @@ def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], 
     ctx = StageContext(node.name, node.cfg, stage_inputs(node, cfg, paths), workdir, Path(cfg.home).resolve(),
                        cfg.seed, node.context, engine_factory)
     started = time.perf_counter()
-    metrics = node.stage.fn(ctx) or {}
+    try:
+        metrics = node.stage.fn(ctx) or {}
+    finally:
+        ctx.close_engines()
     seconds = time.perf_counter() - started
     metrics["stage_wall_s"] = seconds
     write_json(workdir / "metrics.json", metrics)
-    write_json(workdir / "lineage.json", lineage(node, cfg, paths))
+    write_json(workdir / "lineage.json", {**lineage(node, cfg, paths), "engines": ctx.engines_used})
     if not (workdir / "samples.md").exists():
         (workdir / "samples.md").write_text(f"# {node.name}\n\nThis stage writes no samples.\n")
     path = publish.publish(node.stage.name, node.key, {"node": node.name, "seconds": seconds}) if publish else workdir
@@ -167,7 +171,7 @@ def artifact_model_spec(artifact: Path) -> DictConfig:
 def node_yaml(node: Node) -> str:
     """The resolved config that was hashed into the node's key."""
     body = {"kind": node.stage.name, "version": node.stage.version, "key": node.key,
-            "config": graph.semantic_config(node.cfg), "inputs": dict(graph.describe_inputs(node)),
+            "config": semantic_config(node.cfg), "inputs": dict(graph.describe_inputs(node)),
             "context": node.context}
     return f"# node {node.name}: the resolved config hashed into key {node.key}\n" + yaml.safe_dump(
         body, sort_keys=False, allow_unicode=True, width=100)
@@ -175,7 +179,7 @@ def node_yaml(node: Node) -> str:
 
 def lineage(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[str, Any]:
     """Where the artifact came from: inputs (keys, model specs, source ids), seed, recipe."""
-    from cai import data
+    from cai import sources
 
     inputs = {}
     for slot, ref in node.inputs.items():
@@ -184,7 +188,7 @@ def lineage(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[str, An
         elif ref.kind == "model":
             inputs[slot] = {"model_role": ref.target, "spec": OmegaConf.to_container(cfg.models[ref.target])}
         else:
-            inputs[slot] = {"source": data.source_id(ref.target)}
+            inputs[slot] = {"source": sources.source_id(ref.target)}
     return {"node": node.name, "kind": node.stage.name, "version": node.stage.version, "key": node.key,
             "seed": cfg.seed, "recipe": cfg.recipe_name, "inputs": inputs, "created": time.time()}
 

@@ -37,7 +37,14 @@ class ModelSpec:
     """System message put before every chat; null keeps the template's default."""
     trust_remote_code: bool = False
     engine: str = "hf"
-    """Generation engine by registered name: hf, or scripted (tests); another engine plugs in by registering."""
+    """The engine that runs the model, by registered name: hf (transformers, in process), scripted (tests), or one
+    a plugin registers. Part of the key: engines sample differently."""
+    engine_options: Dict[str, Any] = field(default_factory=dict)
+    """Passed through to the engine (e.g. vLLM's tensor_parallel_size, gpu_memory_utilization, max_model_len)."""
+    base_url: Optional[str] = None
+    """Server engines: the OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1."""
+    api_key_env: Optional[str] = None
+    """Server engines: the environment variable holding the API key (the key itself is never written anywhere)."""
     max_batch_tokens: int = 16384
     """Token budget of one generation batch (prompt + new tokens, summed over the batch)."""
     max_batch_size: int = 64

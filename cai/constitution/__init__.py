@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from typing import Any, Dict, List, Mapping, Sequence
 
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 Chat = List[Dict[str, str]]
 # The map each select key picks from: with nothing selected, an empty map (not the selection) is what to fix.
@@ -29,17 +29,18 @@ def sample_principles(principles: Mapping[str, Any], ids: Sequence[str], k: int,
     return rng.choices(list(ids), weights=weights, k=k)
 
 
-def stable_rng(*parts: Any) -> random.Random:
-    """A random generator seeded from the given parts, independent of batch order and of PYTHONHASHSEED."""
-    import hashlib
-
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
 def fewshot_chat(exemplars: Mapping[str, Any]) -> Chat:
     """All critique-revision exemplar conversations as one flat chat, put before every prompt."""
     chat: Chat = []
     for exemplar in exemplars.values():  # defaults-list order, as the constitution selects them
         chat += [{"role": m["role"], "content": m["content"]} for m in exemplar["messages"]]
     return chat
+
+
+def pick_principles(principles: Dict[str, Any], k: int, rng) -> List[str]:
+    """k principle ids by weight, without replacement while distinct ones remain (an ensemble of distinct views)."""
+    ids = list(principles)
+    weight = {i: max(float(principles[i].get("weight", 1.0)), 1e-9) for i in ids}
+    keys = {i: rng.random() ** (1.0 / weight[i]) for i in ids}  # Efraimidis-Spirakis weighted sampling
+    ranked = sorted(ids, key=lambda i: -keys[i])
+    return [ranked[n % len(ranked)] for n in range(k)]

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 
 def parser() -> argparse.ArgumentParser:

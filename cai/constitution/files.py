@@ -81,7 +81,7 @@ def job_loaded() -> Optional[Loaded]:
 def loaded(overrides: Sequence[str], config_name: Optional[str] = None) -> Loaded:
     """The constitution files that composing with `overrides` loads, by group (an empty one included)."""
     # From Hydra's defaults list: the composed config has no trace of a file that added nothing.
-    from cai.config import PRIMARY
+    from cai.paths import PRIMARY
 
     options: Loaded = {}
     for default in _defaults_list(list(overrides), config_name or PRIMARY):
@@ -96,7 +96,8 @@ def _defaults_list(overrides: List[str], config_name: str) -> list:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.types import RunMode
 
-    from cai.config import conf_dir, register_schemas
+    from cai.config import register_schemas
+    from cai.paths import conf_dir
 
     def compute() -> list:
         loader = GlobalHydra.instance().config_loader()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 from cai.constitution.files import SECTION_GROUPS
 from cai.constitution.validate import item_problems
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 if TYPE_CHECKING:
     from cai.constitution.importers import Library

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from cai.constitution.import_check import check_library, output_root
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 Chat = List[Dict[str, str]]
 ITEM_GROUPS = ("principle", "comparison", "exemplar", "label_exemplar", "cot_exemplar")

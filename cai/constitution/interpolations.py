@@ -6,7 +6,7 @@ from typing import Iterable, Iterator, NamedTuple, Optional, Union
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import GrammarParseError, InterpolationResolutionError
 
-from cai.registry import first_line
+from cai.errors import first_line
 
 _ERRORS = (InterpolationResolutionError, GrammarParseError)
 

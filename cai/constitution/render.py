@@ -18,3 +18,20 @@ def render_chat(chat: Chat, tokenizer: Optional[Any] = None, add_generation_prom
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=add_generation_prompt)
     return transcript(chat, add_generation_prompt)
+
+
+def with_system(chat: Chat, system_prompt: Optional[str]) -> Chat:
+    """The chat with the spec's system prompt first, unless it has a system turn of its own."""
+    if system_prompt and (not chat or chat[0]["role"] != "system"):
+        return [{"role": "system", "content": system_prompt}] + list(chat)
+    return list(chat)
+
+
+def render_continuation(chat: Chat, tokenizer: Optional[Any] = None, system_prompt: Optional[str] = None) -> str:
+    """The exact text a judge scores for `chat`: a final assistant turn is continued, not closed."""
+    chat = with_system(chat, system_prompt)
+    cont = chat[-1]["role"] == "assistant"
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(chat, tokenize=False, continue_final_message=cont,
+                                             add_generation_prompt=not cont)
+    return transcript(chat, add_generation_prompt=not cont)

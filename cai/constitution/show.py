@@ -12,7 +12,7 @@ from rich.text import Text
 from cai.constitution.files import loaded
 from cai.constitution.render import render_chat
 from cai.constitution.validate import validate_constitution
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 SHOW_MODEL = "models.show"  # where --model mounts its spec, beside the recipe's own models
 
@@ -43,7 +43,7 @@ def compose(name: str, config_dir: Optional[Path] = None, model: Optional[str] =
 
 def search_dirs(config_dir: Optional[Path]) -> List[Path]:
     """Where the constitution's files live: the user's config dir first (as given), then the package's conf/."""
-    from cai.config import conf_dir
+    from cai.paths import conf_dir
 
     return ([Path(config_dir)] if config_dir is not None else []) + [conf_dir()]
 

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from cai import schema
 from cai.constitution.files import SECTION_GROUPS, Loaded, find_duplicate_ids, unique_dirs
 from cai.constitution.interpolations import unresolved
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 ROLES = ("system", "user", "assistant")
 
@@ -150,7 +150,7 @@ def _blank(value: Any) -> bool:
 
 
 def _default_dirs() -> List[Path]:
-    from cai.config import conf_dir
+    from cai.paths import conf_dir
 
     try:
         return [conf_dir()]

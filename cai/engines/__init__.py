@@ -1,2 +1,1 @@
-"""Engines by registered name; importing this package registers the built-in ones."""
-from cai.engines import hf, scripted  # noqa: F401
+"""Engines: the one seam every stage's model I/O goes through (base.py); cai.registry loads them by name."""

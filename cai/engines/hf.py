@@ -1,18 +1,21 @@
-"""Batched transformers generation: left padding, length-sorted token-budget batches, seeded sampling."""
+"""Batched transformers generation: left padding, length-sorted token-budget batches, per-row seeded sampling."""
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Optional, Sequence
 
-from cai.constitution.render import render_chat
-from cai.engines.base import Chat, EngineStats
+from cai.constitution.render import render_chat, with_system
+from cai.engines.base import ALL, Capabilities, Chat, EngineBase, EngineStats
 from cai.engines.turn_cache import Layers, Reuse, TurnMemory, stacked_cache
 from cai.registry import engine
 
 
-class HFEngine:
-    """Generation with a transformers causal LM (bf16 on CPUs and GPUs that support it)."""
+class HFEngine(EngineBase):
+    """Generation and option scoring with a transformers causal LM (bf16 on CPUs and GPUs that support it)."""
+
+    name = "hf"
 
     def __init__(self, spec, home: Path):
         from cai.engines.growable_cache import GrowableLayer, growable_cache
@@ -25,7 +28,6 @@ class HFEngine:
         self.stats = EngineStats()
         self.stop_ids = _stop_ids(self.tokenizer)
         self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache
-        self.turns = TurnMemory()
         full_attention = all(type(layer) is GrowableLayer for layer in growable_cache(self.model.config).layers)
         # a chat's next turn continues the keys/values of the sequence before it (full-attention caches only)
         self.reuse_turns = full_attention
@@ -34,58 +36,85 @@ class HFEngine:
 
     def render(self, chat: Chat) -> str:
         """The exact prompt text for a chat (chat template, or a Human:/Assistant: transcript)."""
-        if self.spec.system_prompt and chat[0]["role"] != "system":
-            chat = [{"role": "system", "content": self.spec.system_prompt}] + chat
-        return render_chat(chat, self.tokenizer)
+        return render_chat(with_system(chat, self.spec.system_prompt), self.tokenizer)
 
     def has_chat_template(self) -> bool:
         """Whether chats render through the model's own chat template (else a Human:/Assistant: transcript)."""
         return bool(getattr(self.tokenizer, "chat_template", None))
 
-    def choice_logprobs(self, prompts: List, options: List[List[str]]) -> List[List[float]]:
-        """Per prompt (raw text, or a chat whose last assistant turn is continued), each option's log-prob summed
-        over its tokens; one pass per prompt, options from its KV cache (cai/feedback/forward.py)."""
-        from cai.feedback.scorer import hf_choice_logprobs
+    def describe(self) -> Dict[str, Any]:
+        """Engine, library versions, the dtype the weights run in, the device."""
+        import torch
+        import transformers
 
-        return hf_choice_logprobs(self, prompts, options)
+        return {"engine": self.name, "version": f"transformers {transformers.__version__}, torch {torch.__version__}",
+                "dtype": str(self.model.dtype).replace("torch.", ""), "device": str(self.model.device),
+                "quantize": self.spec.quantize}
 
-    def generate(self, chats: List[Chat], sampling, seed: int) -> List[str]:
-        """One reply per chat; batches are filled by a token budget, longest first, to cut padding."""
+    def close(self) -> None:
+        """Drop the model and tokenizer, and return their memory."""
         import torch
 
+        self.model = self.tokenizer = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def session(self) -> "HFSession":
+        """Successive calls continue each other's chats from their keys and values (critique after answer, ...)."""
+        return HFSession(self)
+
+    def choice_logprobs(self, prompts: List, options: List[List[str]]) -> List[List[float]]:
+        """Per prompt (raw text, or a chat whose last assistant turn is continued), each option's log-prob summed
+        over its tokens; one pass per prompt, options from its KV cache (cai/engines/hf_scoring.py)."""
+        from cai.engines.hf_scoring import choice_logprobs
+
+        return choice_logprobs(self, prompts, options)
+
+    def generate(self, chats: List[Chat], sampling, seeds: Sequence[int]) -> List[str]:
+        """One reply per chat, continuing nothing (see `session`)."""
+        return self.generate_turn(chats, sampling, seeds, None, remember=False)[0]
+
+    def generate_turn(self, chats: List[Chat], sampling, seeds: Sequence[int], turns: Optional[TurnMemory],
+                      remember: bool = True) -> tuple:
+        """(replies, memory of this call's sequences, if `remember`); rows continue `turns` where their prompts
+        start with one. Batches are filled by a token budget, longest first, to cut padding; row i samples from
+        seeds[i] only."""
+        if len(seeds) != len(chats):
+            raise ValueError(f"generate: {len(chats)} chats but {len(seeds)} seeds")
         began = time.perf_counter()
         encoded = [self.tokenizer(self.render(c), add_special_tokens=False).input_ids for c in chats]
         prefix = self._shared_prefix(encoded)
         start = prefix.length if self.share_prefix else 0
-        reuses = self._reuses(encoded, prefix, start)
+        reuses = self._reuses(encoded, prefix, start, turns)
         replies: List[str] = [""] * len(chats)
-        memory = TurnMemory()
+        memory = TurnMemory() if remember and self.reuse_turns else None
         own = [len(ids) - r.length for ids, r in zip(encoded, reuses)]
-        for number, batch in enumerate(self._batches(own, sampling.max_new_tokens)):
-            torch.manual_seed(seed * 100_003 + number)  # the same batches get the same draws on a rerun
+        for batch in self._batches(own, sampling.max_new_tokens):
             texts = self._generate_batch([encoded[i] for i in batch], [reuses[i] for i in batch],
-                                         (start, prefix.layers if start else None), sampling, memory)
+                                         (start, prefix.layers if start else None), sampling,
+                                         [seeds[i] for i in batch], memory)
             for index, text in zip(batch, texts):
                 replies[index] = text
-        self.turns = memory
         self.stats.prompts += len(chats)
         self.stats.prompt_tokens += sum(map(len, encoded))
         self.stats.seconds += time.perf_counter() - began
-        return replies
+        return replies, memory
 
     def _shared_prefix(self, encoded: List[List[int]]) -> Reuse:
         """The prefix every prompt shares (system prompt, few-shot exemplars) with its keys/values, computed once."""
         shared = shared_prefix_length(encoded, self.min_shared_prefix)
         return Reuse(shared, self._prefix_layers(encoded[0][:shared])) if shared else Reuse(0, None)
 
-    def _reuses(self, encoded: List[List[int]], prefix: Reuse, start: int) -> List[Reuse]:
+    def _reuses(self, encoded: List[List[int]], prefix: Reuse, start: int, turns: Optional[TurnMemory]) -> List[Reuse]:
         """Per prompt, the cached keys/values it starts from: the previous call's sequence it continues (a chat's
         next turn, when that covers more than the shared prefix by `min_shared_prefix` tokens), else the shared
         prefix (held once when `start` is its length, else copied into the row)."""
         base = Reuse(prefix.length, None) if start else prefix
         reuses = []
         for ids in encoded:
-            turn = self.turns.match(ids, prefix.length + self.min_shared_prefix, start) if self.reuse_turns else None
+            floor = prefix.length + self.min_shared_prefix
+            turn = turns.match(ids, floor, start) if turns is not None and self.reuse_turns else None
             self.stats.turn_tokens_reused += turn.length if turn else 0
             reuses.append(turn or base)
         return reuses
@@ -115,28 +144,30 @@ class HFEngine:
             longest = max(longest, lengths[i])
         return batches + ([current] if current else [])
 
-    def _generate_batch(self, ids: List[List[int]], reuses: List[Reuse], prefix: tuple, sampling,
-                        memory: TurnMemory) -> List[str]:
+    def _generate_batch(self, ids: List[List[int]], reuses: List[Reuse], prefix: tuple, sampling, seeds: List[int],
+                        memory: Optional[TurnMemory]) -> List[str]:
         import torch
         from transformers import LogitsProcessorList
 
-        from cai.engines.sampling import GumbelSampler
+        from cai.engines.sampling import GumbelSampler, RepetitionPenalty
         from cai.engines.shared_prefix import attending
 
         start, prefix_layers = prefix
         input_ids, mask, cached = _layout(ids, reuses, start, self.tokenizer.pad_token_id, self.model.device)
         cache = stacked_cache(self.model.config, reuses, cached, start, prefix_layers)
-        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=False, eos_token_id=self.stop_ids,
-                      repetition_penalty=sampling.repetition_penalty, pad_token_id=self.tokenizer.pad_token_id,
-                      cache=cache)
+        processors = []
+        if sampling.repetition_penalty != 1.0:
+            processors.append(RepetitionPenalty(sampling.repetition_penalty, mask))
         if sampling.do_sample:  # sampled by our processor (no full-vocabulary sort or multinomial), picked greedily
-            kwargs["logits_processor"] = LogitsProcessorList(
-                [GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k)])
+            processors.append(GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k, seeds))
         with torch.inference_mode(), attending(cache):
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+            out = self.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
+                                      do_sample=False, eos_token_id=self.stop_ids, cache=cache,
+                                      pad_token_id=self.tokenizer.pad_token_id, repetition_penalty=1.0,
+                                      logits_processor=LogitsProcessorList(processors))
         new = out[:, input_ids.shape[1]:]
         self.stats.generated_tokens += _count_until_stop(new, self.stop_ids)
-        if self.reuse_turns and self._room(memory, ids, start, new.shape[1]):
+        if memory is not None and self._room(memory, ids, start, new.shape[1]):
             fed = [row + tokens for row, tokens in zip(ids, new[:, :-1].tolist())]  # the last token was never fed
             memory.remember(cache, fed, torch.cat([mask, torch.ones_like(new[:, :-1])], dim=1), start)
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
@@ -191,7 +222,28 @@ def _count_until_stop(new, stop_ids: List[int]) -> int:
     return int((seen_stop == 0).sum())
 
 
-@engine("hf")
+class HFSession:
+    """A conversation handle over an HFEngine: each call continues the previous call's sequences (turn reuse)."""
+
+    def __init__(self, engine: HFEngine):
+        self.engine, self.turns = engine, None
+
+    def __enter__(self) -> "HFSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.turns = None  # the remembered keys and values go with the session
+
+    def __getattr__(self, name: str) -> Any:  # stats, render, choice_logprobs, ... are the engine's
+        return getattr(self.engine, name)
+
+    def generate(self, chats: List[Chat], sampling, seeds: Sequence[int]) -> List[str]:
+        """Replies that continue this session's previous call where a chat extends one of its sequences."""
+        replies, self.turns = self.engine.generate_turn(chats, sampling, seeds, self.turns)
+        return replies
+
+
+@engine("hf", capabilities=lambda spec: Capabilities(can=ALL))
 def hf_engine(spec, home) -> HFEngine:
     """Factory for `engine: hf`."""
     return HFEngine(spec, home)

@@ -22,9 +22,10 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Set, Tuple
 
-from cai import data
-from cai.registry import CaiError
-from cai.stages.base import log, read_jsonl
+from cai import sources
+from cai.errors import CaiError
+from cai.stage_api import log
+from cai.chunks import read_jsonl
 
 MATCH_CHARS = 1000
 CONVERSATION_KEYS = ("prompt", "messages", "chosen", "rejected", "conversation")
@@ -50,7 +51,7 @@ def row_prompts(row: Any, field: str = "prompt", hh: bool = False) -> List[str]:
         return [row]
     if not isinstance(row, dict):
         return []
-    found = [data.first_human_turn(row[field]) if hh else row[field]] if isinstance(row.get(field), str) else []
+    found = [sources.first_human_turn(row[field]) if hh else row[field]] if isinstance(row.get(field), str) else []
     for key in dict.fromkeys((field,) + CONVERSATION_KEYS):
         found += user_turns(row.get(key))
     return found
@@ -59,9 +60,9 @@ def row_prompts(row: Any, field: str = "prompt", hh: bool = False) -> List[str]:
 def source_prompts(source_id: str) -> List[str]:
     """Every prompt of a source URI as lineage.json records it (`URI#sha256=...` for files)."""
     uri = source_id.split("#sha256=", 1)[0]
-    src = data.parse_uri(uri)
+    src = sources.parse_uri(uri)
     field, hh = src.options.get("field", "prompt"), src.options.get("format") == "hh"
-    return [text for row in data.read_rows(src) for text in row_prompts(row, field, hh)]
+    return [text for row in sources.read_rows(src) for text in row_prompts(row, field, hh)]
 
 
 def seen_prompts(artifacts: Iterable[Path]) -> Tuple[Set[str], List[str]]:
@@ -95,7 +96,7 @@ def _lineage_inputs(path: Path) -> List[Dict[str, Any]]:
 
 def held_out(uri: str, seen: Set[str], limit: int, seed: int, max_chars: int, where: str) -> Tuple[List[dict], dict]:
     """Up to `limit` prompts of `uri` (seeded shuffle) that no ancestor saw, and counts: rows, excluded, used."""
-    prompts, stats = data.load_prompts(uri, None, True, seed, max_chars)
+    prompts, stats = sources.load_prompts(uri, None, True, seed, max_chars)
     kept = [p for p in prompts if match_key(p["prompt"]) not in seen]
     if not kept:
         raise CaiError(f"{where}: all {len(prompts)} prompts of {uri!r} were seen by the compared models' "

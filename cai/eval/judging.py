@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from cai.constitution import stable_rng
+from cai.chunks import resumable_chunks
+from cai.constitution import pick_principles
 from cai.eval import matchups, refusal
 from cai.feedback.scorer import pair_choices, score_choices
-from cai.stages.base import StageContext, resumable_chunks
-from cai.stages.label_preferences import pick_principles
+from cai.keys import example_seed, stable_rng
+from cai.stage_api import StageContext
 
 
 def judge_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
@@ -22,8 +23,9 @@ def judge_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
         chat = [{"role": "user", "content": job["prompt"]}]
         flat += [c for pid in picked[job["id"]] for c in pair_choices(chat, axes[job["axis"]][pid]["text"],
                                                                      *job["answers"], ctx.context)]
-    seed = stable_rng(ctx.seed, chunk[0]["id"], "cot").randrange(2**31)
-    probs, _ = score_choices(engine, flat, cfg.method, cfg.format, cfg.judge_sampling, seed) if flat else ([], [])
+    seeds = [example_seed(ctx.seed, f"{job_id}|{pid}|{order}", "cot")
+             for job_id, ids in picked.items() for pid in ids for order in (0, 1)]
+    probs, _ = score_choices(engine, flat, cfg.method, cfg.format, cfg.judge_sampling, seeds) if flat else ([], [])
     out, at = [], 0
     for job in chunk:
         ids = picked.get(job["id"], [])
@@ -44,8 +46,8 @@ def judge_refusals(ctx: StageContext, engine, prompts: List[dict], answers: Dict
 
     def score(chunk: List[dict]) -> List[dict]:
         flat = [c for it in chunk for c in refusal.judge_choices(it["prompt"], answers[it["model"]][it["prompt_id"]])]
-        seed = stable_rng(ctx.seed, chunk[0]["id"], "refusal").randrange(2**31)
-        probs, _ = score_choices(engine, flat, ctx.cfg.method, ctx.cfg.format, ctx.cfg.judge_sampling, seed)
+        seeds = [example_seed(ctx.seed, it["id"], f"refusal{order}") for it in chunk for order in (0, 1)]
+        probs, _ = score_choices(engine, flat, ctx.cfg.method, ctx.cfg.format, ctx.cfg.judge_sampling, seeds)
         return [{"id": it["id"], "p_refusal": refusal.p_refusal(probs[2 * n], probs[2 * n + 1])}
                 for n, it in enumerate(chunk)]
 

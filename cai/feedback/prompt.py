@@ -101,14 +101,3 @@ def split_answer(prompt: str) -> Tuple[str, str]:
     if not cue or tail.strip():
         return prompt.strip(), ANSWER
     return head.strip(), ANSWER
-
-
-def render_continuation(chat: Chat, tokenizer: Optional[Any] = None, system_prompt: Optional[str] = None) -> str:
-    """The exact text a judge scores for `chat`: a final assistant turn is continued, not closed."""
-    if system_prompt and chat[0]["role"] != "system":
-        chat = [{"role": "system", "content": system_prompt}] + chat
-    cont = chat[-1]["role"] == "assistant"
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(chat, tokenize=False, continue_final_message=cont,
-                                             add_generation_prompt=not cont)
-    return transcript(chat, add_generation_prompt=not cont)

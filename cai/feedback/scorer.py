@@ -2,18 +2,18 @@
 
 A `Choice` holds one question in every form a judge may see: raw text (base models), a chat continued from the
 answer cue (chat models), and the chat the judge reasons in (CoT). `score_choices` returns normalized option
-probabilities; the hf engine's `choice_logprobs` lands in `hf_choice_logprobs` below.
+probabilities; how an engine computes option log-probs is its own business (cai/engines/).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+from cai.engines.base import GENERATE, NEXT_TOKEN
 from cai.feedback import prompt
 from cai.feedback.labels import softmax
-from cai.feedback.prompt import ANSWER_CUE, Chat, after_reasoning, clean_reasoning, render_continuation
-from cai.registry import CaiError
+from cai.feedback.prompt import ANSWER_CUE, Chat, after_reasoning, clean_reasoning
+from cai.errors import CaiError
 
 FORMATS = ("auto", "raw", "chat")
 METHODS = ("logprob", "cot")
@@ -56,11 +56,12 @@ def use_chat(engine: Any, form: str) -> bool:
 
 
 def score_choices(engine: Any, choices: Sequence[Choice], method: str, form: str, sampling: Any,
-                  seed: int) -> Tuple[List[List[float]], List[str]]:
-    """(option probabilities, reasoning) per choice. With CoT the judge first reasons (sampled with `sampling`),
-    then its answer is scored after the reasoning; the chat is rendered as the engine renders chats."""
+                  seeds: Sequence[int]) -> Tuple[List[List[float]], List[str]]:
+    """(option probabilities, reasoning) per choice. With CoT the judge first reasons (sampled with `sampling`,
+    choice i from seeds[i]), then its answer is scored after the reasoning; the chat is rendered as the engine
+    renders chats."""
     if method == "cot":
-        reasons = [clean_reasoning(t) for t in engine.generate([c.cot for c in choices], sampling, seed)]
+        reasons = [clean_reasoning(t) for t in engine.generate([c.cot for c in choices], sampling, seeds)]
         prompts: List[Union[str, Chat]] = [after_reasoning(c.cot, r, c.cue) for c, r in zip(choices, reasons)]
     else:
         reasons = [""] * len(choices)
@@ -70,30 +71,14 @@ def score_choices(engine: Any, choices: Sequence[Choice], method: str, form: str
     return [softmax(lp) for lp in logprobs], reasons
 
 
+def judge_needs(method: str, scoring: str = NEXT_TOKEN) -> Tuple[str, ...]:
+    """What a judge's engine must offer: option scoring (`scoring`), and generation for CoT reasoning."""
+    return (scoring, GENERATE) if method == "cot" else (scoring,)
+
+
 def check_choice_config(node_cfg: Any, where: str) -> None:
     """Plan-time checks of the fields both feedback stages share."""
     if node_cfg.method not in METHODS:
         raise CaiError(f"{where}.method: {node_cfg.method!r} unknown; available: {', '.join(METHODS)}")
     if node_cfg.format not in FORMATS:
         raise CaiError(f"{where}.format: {node_cfg.format!r} unknown; available: {', '.join(FORMATS)}")
-
-
-def hf_choice_logprobs(engine: Any, prompts: Sequence[Union[str, Chat]],
-                       options: Sequence[Sequence[str]]) -> List[List[float]]:
-    """The hf engine's `choice_logprobs`: render (raw text as is, chats continued), tokenize prompt and options
-    separately (lm-eval-harness style), then score with cai.feedback.forward."""
-    from cai.feedback.forward import option_logprobs
-
-    start = time.perf_counter()
-    tokenizer, spec = engine.tokenizer, engine.spec
-    texts = [p if isinstance(p, str) else render_continuation(p, tokenizer, spec.system_prompt) for p in prompts]
-    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-    cache = {}
-    option_ids = [[cache.setdefault(o, tokenizer(o, add_special_tokens=False).input_ids) for o in opts]
-                  for opts in options]
-    scores = option_logprobs(engine.model, ids, option_ids, tokenizer.pad_token_id, spec.max_batch_tokens,
-                             spec.max_batch_size)
-    engine.stats.prompts += len(prompts)
-    engine.stats.prompt_tokens += sum(map(len, ids))
-    engine.stats.seconds += time.perf_counter() - start
-    return scores

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 USAGE = "usage: python -m cai.report RUN_DIR   (a run directory: $CAI_HOME/runs/<recipe>/<time>/)"
 

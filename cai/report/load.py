@@ -11,8 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cai.registry import CaiError
-from cai.stages.base import read_jsonl
+from cai.errors import CaiError
+from cai.chunks import read_jsonl
 
 # metrics.json lists of per-step dicts, richest first: TRL's log history, then the stages' trimmed curves.
 CURVE_KEYS = ("log_history", "curve", "loss_curve")

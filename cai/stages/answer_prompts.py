@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from cai import data
-from cai.constitution import stable_rng
+from cai import sources
+from cai.chunks import resumable_chunks
+from cai.engines.base import GENERATE
+from cai.keys import example_seeds
 from cai.registry import stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, resumable_chunks
+from cai.stage_api import StageConfig, StageContext
 
 
 @dataclass
@@ -32,21 +34,20 @@ class AnswerPromptsConfig(StageConfig):
     """Prompts per generation chunk; each finished chunk is appended to disk, so a killed run resumes."""
 
 
-@stage("answer_prompts", schema=AnswerPromptsConfig, version=1, produces="conversations",
-       consumes={"prompts": ("data", "prompts"), "generator": ("model",)})
+@stage("answer_prompts", schema=AnswerPromptsConfig, version=2, produces="conversations",
+       consumes={"prompts": ("data",), "generator": ("model",)}, needs=lambda node_cfg: {"generator": (GENERATE,)})
 def answer_prompts(ctx: StageContext) -> Dict[str, Any]:
     """`{id, prompt, answer}` records into data.jsonl (resuming), and hf/ with a `messages` column."""
     cfg = ctx.cfg
-    prompts, source_stats = data.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
+    prompts, source_stats = sources.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
-    engine = ctx.engine("generator")
+    with ctx.engine("generator") as engine:
+        def answer(chunk):
+            chats = [[{"role": "user", "content": p["prompt"]}] for p in chunk]
+            answers = engine.generate(chats, cfg.sampling, example_seeds(ctx.seed, [p["id"] for p in chunk], "answer"))
+            return [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)]
 
-    def answer(chunk):
-        seed = stable_rng(ctx.seed, chunk[0]["id"], "answer").randrange(2**31)
-        answers = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], cfg.sampling, seed)
-        return [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)]
-
-    records, rates = resumable_chunks(ctx, prompts, engine, answer)
+        records, rates = resumable_chunks(ctx, prompts, engine, answer)
     export(records, ctx)
     empty = sum(1 for r in records if not r["answer"])
     return {"records": len(records), "empty_answers": empty,

@@ -6,13 +6,17 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from cai import data
-from cai.constitution import fewshot_chat, sample_principles, selected_ids, stable_rng
-from cai.registry import CaiError, stage
+from cai import sources
+from cai.chunks import resumable_chunks
+from cai.constitution import fewshot_chat, sample_principles, selected_ids
+from cai.critique.clean import clean_critique, clean_revision, pick_final
+from cai.critique.export import export_hf, write_samples
+from cai.engines.base import GENERATE
+from cai.errors import CaiError
+from cai.keys import example_seeds, stable_rng
+from cai.registry import stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, resumable_chunks
-from cai.stages.postprocess import clean_critique, clean_revision, pick_final
-from cai.stages.sl_export import export_hf, write_samples
+from cai.stage_api import StageConfig, StageContext
 
 
 @dataclass
@@ -57,26 +61,33 @@ def constitution_context(cfg, node_cfg) -> Dict[str, Any]:
             "exemplars": exemplars if node_cfg.fewshot else {}}
 
 
-@stage("critique_revision", schema=CritiqueRevisionConfig, version=1, produces="conversations",
-       consumes={"prompts": ("data", "prompts"), "generator": ("model",)}, context=constitution_context)
+@stage("critique_revision", schema=CritiqueRevisionConfig, version=2, produces="conversations",
+       consumes={"prompts": ("data",), "generator": ("model",)}, context=constitution_context,
+       needs=lambda node_cfg: {"generator": (GENERATE,)})
 def critique_revision(ctx: StageContext) -> Dict[str, Any]:
     """Generate `{id, prompt, initial, rounds, final}` records into data.jsonl, resuming an interrupted run."""
     cfg = ctx.cfg
-    prompts, source_stats = data.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
+    prompts, source_stats = sources.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
-    engine = ctx.engine("generator")
     prefix = fewshot_chat(ctx.context["exemplars"])
-    records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: run_chunk(chunk, prefix, ctx, engine))
+    with ctx.engine("generator") as engine:
+        records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: run_chunk(chunk, prefix, ctx, engine))
     export_hf(records, ctx.workdir, ctx.context)
     write_samples(records, ctx.workdir / "samples.md", cfg.num_samples)
     return {**summarize(records), "source": source_stats, **rates}
 
 
 def run_chunk(chunk: List[dict], prefix: List[dict], ctx: StageContext, engine) -> List[dict]:
-    """Answer, then critique and revise `revisions` times, all prompts of the chunk batched together."""
-    cfg, principles = ctx.cfg, ctx.context["principles"]
+    """Answer, then critique and revise `revisions` times, all prompts of the chunk batched together; each turn
+    continues the chunk's session (its previous turn's keys and values where the engine keeps them)."""
+    with engine.session() as session:
+        return _rounds(chunk, prefix, ctx, session)
+
+
+def _rounds(chunk: List[dict], prefix: List[dict], ctx: StageContext, engine) -> List[dict]:
+    cfg, principles, ids = ctx.cfg, ctx.context["principles"], [p["id"] for p in chunk]
     chats = [prefix + [{"role": "user", "content": p["prompt"]}] for p in chunk]
-    answers = engine.generate(chats, cfg.sampling, _seed(ctx, chunk, "initial"))
+    answers = engine.generate(chats, cfg.sampling, example_seeds(ctx.seed, ids, "initial"))
     records = [dict(p, initial=a.strip(), rounds=[]) for p, a in zip(chunk, answers)]
     latest = [a.strip() for a in answers]
     for number in range(cfg.revisions):
@@ -84,10 +95,12 @@ def run_chunk(chunk: List[dict], prefix: List[dict], ctx: StageContext, engine) 
                   for p in chunk]
         chats = [chat + [{"role": "assistant", "content": answer}, {"role": "user", "content": principles[pid]["critique"]}]
                  for chat, answer, pid in zip(chats, latest, picked)]
-        critiques = [clean_critique(c) for c in engine.generate(chats, cfg.sampling, _seed(ctx, chunk, f"c{number}"))]
+        critiques = [clean_critique(c) for c in engine.generate(chats, cfg.sampling,
+                                                                 example_seeds(ctx.seed, ids, f"c{number}"))]
         chats = [chat + [{"role": "assistant", "content": critique}, {"role": "user", "content": principles[pid]["revision"]}]
                  for chat, critique, pid in zip(chats, critiques, picked)]
-        revisions = [clean_revision(r) for r in engine.generate(chats, cfg.sampling, _seed(ctx, chunk, f"r{number}"))]
+        revisions = [clean_revision(r) for r in engine.generate(chats, cfg.sampling,
+                                                                example_seeds(ctx.seed, ids, f"r{number}"))]
         for record, pid, critique, revision in zip(records, picked, critiques, revisions):
             record["rounds"].append({"principle_id": pid, "critique_request": principles[pid]["critique"],
                                      "critique": critique, "revision_request": principles[pid]["revision"],
@@ -96,11 +109,6 @@ def run_chunk(chunk: List[dict], prefix: List[dict], ctx: StageContext, engine) 
     for record in records:
         record["final"], record["flags"] = pick_final(record["initial"], [r["revision"] for r in record["rounds"]])
     return records
-
-
-def _seed(ctx: StageContext, chunk: List[dict], step: str) -> int:
-    # Keyed by the chunk's first id, not its position, so a resumed run draws the same samples.
-    return stable_rng(ctx.seed, chunk[0]["id"], step).randrange(2**31)
 
 
 def summarize(records: List[dict]) -> Dict[str, Any]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from cai.registry import CaiError, stage
-from cai.stages.base import StageContext, log, read_jsonl
-from cai.training import examples, launch, loop, lora, mixture, report
+from cai import launch
+from cai.errors import CaiError
+from cai.registry import stage
+from cai.stage_api import StageContext, log
+from cai.training import common, lora, mixture, samples
+from cai.training.pairs import load_pairs
 
 # TRL 1.16 losses that read `label_smoothing`; its `sigmoid` loss ignores it (dpo_trainer.py, loss_type branches).
 # `robust` is the unbiased DPO under label flips with known rate eps (Chowdhury et al. 2024): eps = 1 - p_chosen.
@@ -21,7 +24,7 @@ class DpoInputs:
 
 
 @dataclass
-class DpoConfig(loop.TrainingConfig):
+class DpoConfig(common.TrainingConfig):
     kind: str = "dpo"
     inputs: DpoInputs = field(default_factory=DpoInputs)
     min_p_chosen: Optional[float] = None
@@ -53,7 +56,7 @@ def check(node_cfg, where: str) -> None:
                            f"of {', '.join(SMOOTHED_LOSSES)}")
     if node_cfg.beta is not None and "beta" in node_cfg.trainer:
         raise CaiError(f"{where}.trainer.beta: set {where}.beta instead (both are set)")
-    loop.check_common(node_cfg, where, DPOConfig, **beta_option(node_cfg))
+    common.check_common(node_cfg, where, DPOConfig, **beta_option(node_cfg))
 
 
 def beta_option(node_cfg) -> Dict[str, Any]:
@@ -67,39 +70,6 @@ def beta_option(node_cfg) -> Dict[str, Any]:
 def dpo(ctx: StageContext) -> Dict[str, Any]:
     """Train (in the process the node's launcher picks) and return the metrics."""
     return launch.run(ctx, "cai.stages.dpo:train")
-
-
-def read_pairs(inp) -> List[Any]:
-    """Rows of one source; a preferences artifact's p_chosen is taken from data.jsonl when hf/ lacks it."""
-    rows = mixture.read_source(inp)
-    if inp.kind == "node" and rows and isinstance(rows[0], dict) and "p_chosen" not in rows[0]:
-        labeled = read_jsonl(inp.path / "data.jsonl")
-        if len(labeled) == len(rows) and all("p_chosen" in r for r in labeled):
-            rows = [dict(row, p_chosen=r["p_chosen"]) for row, r in zip(rows, labeled)]
-    return rows
-
-
-def keep(pair: Optional[dict], min_p: Optional[float], counts: Dict[str, int]) -> bool:
-    """Whether a pair carries a usable preference; counts why the others were dropped."""
-    p = None if pair is None else 1.0 if pair["p_chosen"] is None else pair["p_chosen"]
-    reason = ("unusable" if pair is None else "identical" if pair["chosen"] == pair["rejected"]
-              else "low_p_chosen" if min_p is not None and p < min_p else None)
-    if reason:
-        counts[reason] = counts.get(reason, 0) + 1
-    return reason is None
-
-
-def load_pairs(ctx: StageContext) -> Tuple[mixture.Mixture, Dict[str, int]]:
-    """The weighted mixture of every source's usable pairs, and how many were dropped and why."""
-    parts, dropped = [], {}
-    for i, part in enumerate(ctx.cfg.mixture):
-        rows = read_pairs(ctx.inputs[f"mixture.{i}"])
-        pairs = [p for p in map(examples.preference_pair, rows) if keep(p, ctx.cfg.min_p_chosen, dropped)]
-        if not pairs:
-            raise CaiError(f"pipeline.{ctx.node}.mixture.{i}: no usable prompt/chosen/rejected pairs in "
-                           f"{part.source!r} ({len(rows)} rows)")
-        parts.append((part.source, pairs, part.weight))
-    return mixture.mix(parts, ctx.seed, ctx.cfg.eval_fraction, ctx.cfg.eval_max), dropped
 
 
 def fit_prompt_length(pairs: List[dict], tokenizer, limit: Optional[int], dropped: Dict[str, int]) -> List[dict]:
@@ -143,23 +113,23 @@ def train(ctx: StageContext) -> Dict[str, Any]:
     tokenizer = load_tokenizer(spec, ctx.home, padding_side="right")
     train_pairs = fit_prompt_length(mixed.train, tokenizer, ctx.cfg.max_prompt_length, dropped)
     eval_pairs = fit_prompt_length(mixed.eval, tokenizer, ctx.cfg.max_prompt_length, dropped)
-    args = loop.trainer_config(DPOConfig, ctx, **label_options(ctx, train_pairs), **beta_option(ctx.cfg))
-    dtype = loop.train_dtype(ctx.cfg, spec)
+    args = common.trainer_config(DPOConfig, ctx, **label_options(ctx, train_pairs), **beta_option(ctx.cfg))
+    dtype = common.train_dtype(ctx.cfg, spec)
     peft = lora.peft_config(ctx.cfg.lora)
     # Without LoRA the reference is a frozen copy of the start model; with LoRA, TRL disables the adapters instead.
     trainer = DPOTrainer(model=lora.load_model(spec, ctx.home, dtype), args=args,
                          ref_model=None if peft else lora.load_model(spec, ctx.home, dtype),
                          train_dataset=as_dataset(train_pairs), eval_dataset=as_dataset(eval_pairs) if eval_pairs
                          else None, processing_class=tokenizer, peft_config=peft)
-    fitted = loop.fit(trainer, ctx)
-    model_dir = loop.finish(trainer, tokenizer, ctx, spec)
+    fitted = common.fit(trainer, ctx)
+    model_dir = common.finish(trainer, tokenizer, ctx, spec)
     main = trainer.is_world_process_zero()
     del trainer
     metrics = summarize(fitted, mixed, dropped, len(train_pairs), len(eval_pairs), args.label_smoothing)
     if main:
         held_out = eval_pairs[:ctx.cfg.num_samples]
-        answers = loop.answer_samples(ctx, model_dir, spec, [p["prompt"] for p in held_out])
-        report.write_samples(ctx, metrics, ["loss", "rewards/accuracies", "rewards/margins"],
+        answers = common.answer_samples(ctx, model_dir, spec, [p["prompt"] for p in held_out])
+        samples.write_samples(ctx, metrics, ["loss", "rewards/accuracies", "rewards/margins"],
                              [p["prompt"] for p in held_out], answers,
                              {"chosen": [p["chosen"][-1]["content"] for p in held_out],
                               "rejected": [p["rejected"][-1]["content"] for p in held_out]})
@@ -178,6 +148,6 @@ def summarize(fitted: Dict[str, Any], mixed: mixture.Mixture, dropped: Dict[str,
             "dropped_pairs": sum(dropped.values()), "dropped": dropped, "label_smoothing": label_smoothing,
             "mixture": mixed.sources, "train_runtime_s": fitted["train_runtime_s"],
             **{k: fitted[k] for k in ("device", "bf16", "processes")}, "eval_before": before,
-            "eval_after": after, "curve": loop.curve(fitted["log_history"], ["loss", "rewards/accuracies",
+            "eval_after": after, "curve": common.curve(fitted["log_history"], ["loss", "rewards/accuracies",
                                                                              "rewards/margins", "learning_rate"]),
             "log_history": fitted["log_history"]}

@@ -14,19 +14,21 @@ preferences), with the feedback model standing in for crowdworkers.
 """
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from cai.constitution import stable_rng
+from cai.chunks import resumable_chunks
+from cai.engines.base import GENERATE
+from cai.errors import CaiError
 from cai.eval import heldout, judging, matchups, report_rows
-from cai.feedback.scorer import check_choice_config
-from cai.registry import CaiError, stage
+from cai.feedback.context import fewshot_context
+from cai.feedback.scorer import check_choice_config, judge_needs
+from cai.keys import example_seeds
+from cai.registry import stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, resumable_chunks
-from cai.stages.label_preferences import fewshot_context
+from cai.stage_api import StageConfig, StageContext
 
 SETS = ("redteam", "helpful")
 
@@ -148,19 +150,25 @@ def check(node_cfg, where: str) -> None:
         raise CaiError(f"{where}.ensemble: must be >= 1, got {node_cfg.ensemble}")
 
 
-@stage("evaluate", schema=EvaluateConfig, version=1, produces="eval",
+def needs(node_cfg) -> Dict[str, Tuple[str, ...]]:
+    """Each compared model generates; the judge scores options (and reasons first with CoT)."""
+    return {**{f"models.{label}": (GENERATE,) for label in model_labels(node_cfg)},
+            "judge": judge_needs(node_cfg.method)}
+
+
+@stage("evaluate", schema=EvaluateConfig, version=2, produces="eval",
        consumes={"models": ("model",), "judge": ("model",), "prompts": ("data",)}, refs=evaluate_refs,
-       context=evaluate_context, check=check)
+       context=evaluate_context, check=check, needs=needs)
 def evaluate(ctx: StageContext) -> Dict[str, Any]:
     """Held-out prompts -> each model's answers -> pairwise judgments -> Elo, win rates, evasiveness."""
     cfg, models = ctx.cfg, list(model_labels(ctx.cfg))
     prompts, prompt_stats = select_prompts(ctx, models)
     answers = {m: generate(ctx, m, prompts) for m in models}
-    judge = ctx.engine("judge")
     items = matchups.jobs(prompts, answers, models, OmegaConf.to_container(cfg.axes))
-    judged, rates = resumable_chunks(ctx, items, judge, lambda chunk: judging.judge_chunk(chunk, ctx, judge),
-                                     "judgments", "judgments.jsonl")
-    refusals = judging.judge_refusals(ctx, judge, prompts, answers, models) if cfg.refusal_judge else {}
+    with ctx.engine("judge") as judge:
+        judged, rates = resumable_chunks(ctx, items, judge, lambda chunk: judging.judge_chunk(chunk, ctx, judge),
+                                         "judgments", "judgments.jsonl")
+        refusals = judging.judge_refusals(ctx, judge, prompts, answers, models) if cfg.refusal_judge else {}
     rows = report_rows.records(prompts, answers, judged, refusals, models)
     report_rows.write(rows, ctx, models)
     summary = matchups.summarize(judged, axis_names(cfg), cfg.reference, cfg.bootstrap, ctx.seed)
@@ -186,14 +194,11 @@ def select_prompts(ctx: StageContext, models: List[str]) -> Tuple[List[dict], Di
 
 def generate(ctx: StageContext, model: str, prompts: List[dict]) -> Dict[str, str]:
     """The model's answer to every prompt (appended per chunk to answers.<model>.jsonl, so a rerun resumes)."""
-    engine = ctx.engine(f"models.{model}")
-
     def answer(chunk: List[dict]) -> List[dict]:
-        seed = stable_rng(ctx.seed, chunk[0]["id"], "answer").randrange(2**31)  # the same draws for every model
-        texts = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], ctx.cfg.sampling, seed)
+        seeds = example_seeds(ctx.seed, [p["id"] for p in chunk], "answer")  # the same draws for every model
+        texts = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], ctx.cfg.sampling, seeds)
         return [{"id": p["id"], "answer": t.strip()} for p, t in zip(chunk, texts)]
 
-    rows, _ = resumable_chunks(ctx, prompts, engine, answer, "prompts", f"answers.{model}.jsonl")
-    del engine
-    gc.collect()  # one compared model in memory at a time
+    with ctx.engine(f"models.{model}") as engine:  # one compared model in memory at a time
+        rows, _ = resumable_chunks(ctx, prompts, engine, answer, "prompts", f"answers.{model}.jsonl")
     return {r["id"]: r["answer"] for r in rows}

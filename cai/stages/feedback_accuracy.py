@@ -8,14 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from cai import data
-from cai.constitution import stable_rng
+from cai import sources
+from cai.chunks import append_jsonl, resume_jsonl, write_jsonl
+from cai.engines.base import CONTINUATION
 from cai.feedback import labels, prompt
-from cai.feedback.scorer import Choice, check_choice_config, score_choices
+from cai.feedback.scorer import Choice, check_choice_config, judge_needs, score_choices
+from cai.keys import example_seeds
 from cai.progress import StageProgress
-from cai.registry import CaiError, stage
+from cai.errors import CaiError
+from cai.registry import stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, append_jsonl, log, resume_jsonl
+from cai.stage_api import StageConfig, StageContext, log
 
 
 @dataclass
@@ -51,8 +54,9 @@ def check(node_cfg, where: str) -> None:
         raise CaiError(f"{where}.inputs.evals: give the HHH-format JSONL, e.g. file://path/to/evals.jsonl")
 
 
-@stage("feedback_accuracy", schema=FeedbackAccuracyConfig, version=1, produces="eval",
-       consumes={"evals": ("data",), "model": ("model",)}, check=check)
+@stage("feedback_accuracy", schema=FeedbackAccuracyConfig, version=2, produces="eval",
+       consumes={"evals": ("data",), "model": ("model",)}, check=check,
+       needs=lambda node_cfg: {"model": judge_needs(node_cfg.method, CONTINUATION)})
 def feedback_accuracy(ctx: StageContext) -> Dict[str, Any]:
     """Per-row scores into data.jsonl (resuming); accuracy, mean P(correct), ECE and a reliability table."""
     cfg = ctx.cfg
@@ -64,17 +68,18 @@ def feedback_accuracy(ctx: StageContext) -> Dict[str, Any]:
     todo = sorted((r for r in rows if r["id"] not in done), key=lambda r: r["prompt"])
     if done:
         log.info("%s: resuming, %d of %d rows already scored", ctx.node, len(done), len(rows))
-    engine = ctx.engine("model")
-    with StageProgress(ctx.node, total=len(rows), done=len(done), engine=engine) as progress:
+    with ctx.engine("model") as engine, StageProgress(ctx.node, total=len(rows), done=len(done),
+                                                      engine=engine) as progress:
         for start in range(0, len(todo), cfg.chunk_size):
             chunk = todo[start:start + cfg.chunk_size]
-            seed = stable_rng(ctx.seed, chunk[0]["id"], "cot").randrange(2**31)
+            seeds = example_seeds(ctx.seed, [r["id"] for r in chunk], "cot")
             probs, reasons = score_choices(engine, [to_choice(r) for r in chunk], cfg.method, cfg.format,
-                                           cfg.sampling, seed)
+                                           cfg.sampling, seeds)
             append_jsonl(out, [result(r, p, why) for r, p, why in zip(chunk, probs, reasons)])
             progress.advance(len(chunk))
     by_id = {r["id"]: r for r in resume_jsonl(out)}
     results = [by_id[r["id"]] for r in rows]
+    write_jsonl(out, results)  # row order, whatever order the prompt-sorted chunks were scored in
     write_samples(results, rows, ctx)
     rates = progress.metrics()
     return {**summarize(results), "method": cfg.method, "format": cfg.format,
@@ -84,10 +89,10 @@ def feedback_accuracy(ctx: StageContext) -> Dict[str, Any]:
 
 def load_rows(uri: str) -> List[Dict[str, Any]]:
     """The eval rows, checked; a malformed row is an error naming the file and row number."""
-    src = data.parse_uri(uri)
-    where = uri if src.scheme == "hf" else str(data.local_path(src))
+    src = sources.parse_uri(uri)
+    where = uri if src.scheme == "hf" else str(sources.local_path(src))
     rows = []
-    for number, row in enumerate(data.read_rows(src), 1):
+    for number, row in enumerate(sources.read_rows(src), 1):
         if row is None:  # a blank line
             continue
         problem = row_problem(row)

@@ -15,13 +15,17 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from cai.constitution import selected_ids, stable_rng
+from cai.chunks import read_jsonl, resumable_chunks
+from cai.constitution import pick_principles, selected_ids
+from cai.errors import CaiError
 from cai.feedback import labels
-from cai.feedback.scorer import Choice, check_choice_config, pair_choices, score_choices
-from cai.registry import CaiError, stage
-from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, read_jsonl, resumable_chunks
+from cai.feedback.context import fewshot_context
 from cai.feedback.export import export, summarize
+from cai.feedback.scorer import Choice, check_choice_config, judge_needs, pair_choices, score_choices
+from cai.keys import example_seed, stable_rng
+from cai.registry import stage
+from cai.schema import Sampling
+from cai.stage_api import StageConfig, StageContext
 
 PAIRINGS = ("all", "adjacent")
 DEBIAS = ("swap", "none")
@@ -72,23 +76,6 @@ def constitution_context(cfg, node_cfg) -> Dict[str, Any]:
     return {**out, **fewshot_context(constitution, comparison, node_cfg)}
 
 
-def fewshot_context(constitution, comparison: Dict[str, Any], node_cfg) -> Dict[str, Any]:
-    """The judge's exemplars (`node_cfg.fewshot`): CoT ones for method=cot, else labeling ones with the text of
-    every principle they name (shared with evaluate, so its judge sees the prompts the labels were made with)."""
-    out: Dict[str, Any] = {}
-    if node_cfg.fewshot and node_cfg.method == "cot":
-        out["cot"] = OmegaConf.to_container(constitution.fewshot.cot, resolve=True)
-    elif node_cfg.fewshot:
-        out["labeling"] = OmegaConf.to_container(constitution.fewshot.labeling, resolve=True)
-        used = {e["principle"] for e in out["labeling"].values() if e.get("principle")}
-        unknown = sorted(used - set(comparison))
-        if unknown:
-            raise CaiError(f"constitution.fewshot.labeling: principle(s) {unknown} are not comparison principles; "
-                           f"available: {sorted(comparison)}")
-        out["exemplar_principles"] = {i: comparison[i]["text"] for i in sorted(used)}
-    return out
-
-
 def check(node_cfg, where: str) -> None:
     """Plan-time checks of the switches."""
     check_choice_config(node_cfg, where)
@@ -102,8 +89,9 @@ def check(node_cfg, where: str) -> None:
                        f"{node_cfg.clamp_low}, {node_cfg.clamp_high}")
 
 
-@stage("label_preferences", schema=LabelPreferencesConfig, version=1, produces="preferences",
-       consumes={"pairs": ("pairs",), "judge": ("model",)}, context=constitution_context, check=check)
+@stage("label_preferences", schema=LabelPreferencesConfig, version=2, produces="preferences",
+       consumes={"pairs": ("pairs",), "judge": ("model",)}, context=constitution_context, check=check,
+       needs=lambda node_cfg: {"judge": judge_needs(node_cfg.method)})
 def label_preferences(ctx: StageContext) -> Dict[str, Any]:
     """Soft-labelled `{id, prompt, chosen, rejected, p_chosen, ...}` records into data.jsonl (resuming), and hf/."""
     cfg = ctx.cfg
@@ -112,9 +100,9 @@ def label_preferences(ctx: StageContext) -> Dict[str, Any]:
     if not todo_all:
         raise CaiError(f"pipeline.{ctx.node}: no response pairs to label in {ctx.inputs['pairs'].path} "
                        f"({skipped} pairs of identical responses skipped)")
-    engine = ctx.engine("judge")
-    records, rates = resumable_chunks(ctx, todo_all, engine, lambda chunk: label_chunk(chunk, ctx, engine),
-                                      "comparisons")
+    with ctx.engine("judge") as engine:
+        records, rates = resumable_chunks(ctx, todo_all, engine, lambda chunk: label_chunk(chunk, ctx, engine),
+                                          "comparisons")
     export(records, ctx)
     return {**summarize(records), "skipped_identical_pairs": skipped, "method": cfg.method,
             "ensemble": cfg.ensemble, "debias": cfg.debias, "comparisons_per_s": rates["prompts_per_s"],
@@ -142,15 +130,6 @@ def comparisons(records: List[dict], pairing: str) -> tuple:
     return out, skipped
 
 
-def pick_principles(principles: Dict[str, Any], k: int, rng) -> List[str]:
-    """k principle ids by weight, without replacement while distinct ones remain (an ensemble of distinct views)."""
-    ids = list(principles)
-    weight = {i: max(float(principles[i].get("weight", 1.0)), 1e-9) for i in ids}
-    keys = {i: rng.random() ** (1.0 / weight[i]) for i in ids}  # Efraimidis-Spirakis weighted sampling
-    ranked = sorted(ids, key=lambda i: -keys[i])
-    return [ranked[n % len(ranked)] for n in range(k)]
-
-
 def build_choices(comparison: dict, principle_ids: List[str], ctx: StageContext) -> List[Choice]:
     """One Choice per (principle, order), in that order."""
     orders = [False, True] if ctx.cfg.debias == "swap" else [False]
@@ -166,9 +145,10 @@ def label_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
               for c in chunk]
     choices = [build_choices(c, ids, ctx) for c, ids in zip(chunk, picked)]
     flat = [choice for group in choices for choice in group]
-    seed = stable_rng(ctx.seed, chunk[0]["id"], "cot").randrange(2**31)
-    probs, reasons = score_choices(engine, flat, cfg.method, cfg.format, cfg.sampling, seed)
     n_orders = 2 if cfg.debias == "swap" else 1
+    seeds = [example_seed(ctx.seed, f"{c['id']}|{pid}|{order}", "cot")
+             for c, ids in zip(chunk, picked) for pid in ids for order in range(n_orders)]
+    probs, reasons = score_choices(engine, flat, cfg.method, cfg.format, cfg.sampling, seeds)
     records, at = [], 0
     for comparison, ids in zip(chunk, picked):
         orders = []

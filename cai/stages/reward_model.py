@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from cai.registry import CaiError, stage
-from cai.stages.base import StageContext
-from cai.stages.dpo import load_pairs
-from cai.training import examples, launch, loop, lora, mixture
+from cai.errors import CaiError
+from cai.registry import stage
+from cai.stage_api import StageContext
+from cai import launch
+from cai.training import common, examples, lora, mixture
+from cai.training.pairs import load_pairs
 
 # samples.md opens with these metrics
 HEADLINE = ("eval_reward_accuracy_before", "eval_reward_accuracy", "eval_ece_before", "eval_ece", "eval_reward_margin",
@@ -23,7 +25,7 @@ class RewardModelInputs:
 
 
 @dataclass
-class RewardModelConfig(loop.TrainingConfig):
+class RewardModelConfig(common.TrainingConfig):
     kind: str = "reward_model"
     inputs: RewardModelInputs = field(default_factory=RewardModelInputs)
     soft_labels: bool = True
@@ -46,7 +48,7 @@ def check(node_cfg, where: str) -> None:
         # TRL's RLOO/GRPO load reward_funcs with plain from_pretrained: the artifact must be one model folder
         raise CaiError(f"{where}.lora.merge: reward models are saved merged (RL loads them as plain models); "
                        f"set it to true")
-    loop.check_common(node_cfg, where, RewardConfig)
+    common.check_common(node_cfg, where, RewardConfig)
 
 
 @stage("reward_model", schema=RewardModelConfig, version=1, produces="reward_model",
@@ -80,15 +82,15 @@ def train(ctx: StageContext) -> Dict[str, Any]:
 
     spec = ctx.inputs["model"].spec
     tokenizer = load_tokenizer(spec, ctx.home, padding_side="right")
-    args = loop.trainer_config(RewardConfig, ctx)
+    args = common.trainer_config(RewardConfig, ctx)
     soft, system = ctx.cfg.soft_labels, spec.system_prompt
     trainer = SoftRewardTrainer(
-        model=load_reward_model(spec, ctx.home, loop.train_dtype(ctx.cfg, spec)), args=args,
+        model=load_reward_model(spec, ctx.home, common.train_dtype(ctx.cfg, spec)), args=args,
         train_dataset=as_dataset(mixed.train, soft, system),
         eval_dataset=as_dataset(mixed.eval, soft, system) if mixed.eval else None, processing_class=tokenizer,
         peft_config=lora.peft_config(ctx.cfg.lora, task_type="SEQ_CLS"), calibration_bins=ctx.cfg.calibration_bins)
-    fitted = loop.fit(trainer, ctx)
-    model_dir = loop.finish(trainer, tokenizer, ctx, spec)
+    fitted = common.fit(trainer, ctx)
+    model_dir = common.finish(trainer, tokenizer, ctx, spec)
     main, table = trainer.is_world_process_zero(), trainer.last_calibration.get("table", [])
     del trainer
     metrics = summarize(fitted, mixed, dropped, table)
@@ -112,7 +114,7 @@ def summarize(fitted: Dict[str, Any], mixed: mixture.Mixture, dropped: Dict[str,
             "mixture": mixed.sources, "train_runtime_s": fitted["train_runtime_s"],
             **{k: fitted[k] for k in ("device", "bf16", "processes")}, "calibration": table,
             "eval_before": before, "eval_after": after,
-            "curve": loop.curve(fitted["log_history"], ["loss", "accuracy", "margin", "p_chosen", "learning_rate"]),
+            "curve": common.curve(fitted["log_history"], ["loss", "accuracy", "margin", "p_chosen", "learning_rate"]),
             "log_history": fitted["log_history"]}
 
 

@@ -7,9 +7,11 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
-from cai.registry import CaiError, stage
-from cai.stages.base import StageContext
-from cai.training import launch, loop, lora, mixture, prompts, report
+from cai.errors import CaiError
+from cai.registry import stage
+from cai.stage_api import StageContext
+from cai import launch
+from cai.training import common, lora, mixture, prompts, samples
 
 # algorithm -> (module, config class, trainer class)
 ALGORITHMS = {"rloo": ("trl.trainer.rloo_config", "RLOOConfig", "RLOOTrainer"),
@@ -27,7 +29,7 @@ class RlInputs:
 
 
 @dataclass
-class RlConfig(loop.TrainingConfig):
+class RlConfig(common.TrainingConfig):
     kind: str = "rl"
     inputs: RlInputs = field(default_factory=RlInputs)
     algorithm: str = "rloo"
@@ -61,7 +63,7 @@ def check(node_cfg, where: str) -> None:
     for key in STAGE_KEYS:
         if key in node_cfg.trainer:
             raise CaiError(f"{where}.trainer.{key}: set {where}.{key} instead (a stage field, swept and keyed as one)")
-    args = loop.check_common(node_cfg, where, config_cls, beta=node_cfg.beta, num_generations=node_cfg.num_generations)
+    args = common.check_common(node_cfg, where, config_cls, beta=node_cfg.beta, num_generations=node_cfg.num_generations)
     group = args.num_generations_eval or args.num_generations
     if node_cfg.eval_fraction > 0 and args.per_device_eval_batch_size % group:
         # TRL checks this only with an eval strategy; the stage always evaluates before and after training
@@ -94,10 +96,10 @@ def build_trainer(ctx: StageContext, mixed: mixture.Mixture) -> Tuple[Any, Any]:
     config_cls = config_class(ctx.cfg.algorithm, f"pipeline.{ctx.node}")
     trainer_cls = getattr(importlib.import_module("trl"), ALGORITHMS[ctx.cfg.algorithm][2])
     spec = ctx.inputs["model"].spec
-    args = loop.trainer_config(config_cls, ctx, beta=ctx.cfg.beta, num_generations=ctx.cfg.num_generations)
+    args = common.trainer_config(config_cls, ctx, beta=ctx.cfg.beta, num_generations=ctx.cfg.num_generations)
     tokenizer = load_tokenizer(spec, ctx.home, padding_side="left")
     reward_dir = ctx.inputs["reward"].path / "model"
-    dtype = loop.train_dtype(ctx.cfg, spec)
+    dtype = common.train_dtype(ctx.cfg, spec)
     # Without LoRA, TRL loads the KL reference from the policy's folder (config._name_or_path); with LoRA it is the
     # policy with the adapter disabled. Loaded here, the reward model follows the policy's dtype.
     trainer = trainer_cls(
@@ -113,8 +115,8 @@ def train(ctx: StageContext) -> Dict[str, Any]:
     spec = ctx.inputs["model"].spec
     mixed, counts = prompts.load(ctx, spec.system_prompt)  # first: a data error fails before TRL's slow import
     trainer, tokenizer = build_trainer(ctx, mixed)
-    fitted = loop.fit(trainer, ctx)
-    model_dir = loop.finish(trainer, tokenizer, ctx, spec)
+    fitted = common.fit(trainer, ctx)
+    model_dir = common.finish(trainer, tokenizer, ctx, spec)
     main = trainer.is_world_process_zero()
     del trainer
     metrics = summarize(ctx, fitted, mixed, counts)
@@ -122,10 +124,10 @@ def train(ctx: StageContext) -> Dict[str, Any]:
         from cai.training.reward_trainer import score
 
         held_out = (mixed.eval or mixed.train)[:ctx.cfg.num_samples]
-        answers = loop.answer_samples(ctx, model_dir, spec, held_out)
+        answers = common.answer_samples(ctx, model_dir, spec, held_out)
         rewards = score(ctx.inputs["reward"].path / "model",
                         [p + [{"role": "assistant", "content": a.strip()}] for p, a in zip(held_out, answers)])
-        report.write_samples(ctx, metrics, ["loss", "reward", "kl", "completions/mean_length"], held_out, answers,
+        samples.write_samples(ctx, metrics, ["loss", "reward", "kl", "completions/mean_length"], held_out, answers,
                              {"reward of the trained answer": [f"{r:.4g}" for r in rewards]})
     return metrics
 
@@ -133,7 +135,7 @@ def train(ctx: StageContext) -> Dict[str, Any]:
 def summarize(ctx: StageContext, fitted: Dict[str, Any], mixed: mixture.Mixture,
               counts: Dict[str, int]) -> Dict[str, Any]:
     """metrics.json: final reward, KL and completion length, held-out reward before and after, then the curves."""
-    curve = loop.curve(fitted["log_history"], CURVE)
+    curve = common.curve(fitted["log_history"], CURVE)
     first, last = (curve[0], curve[-1]) if curve else ({}, {})
     before, after = fitted["eval_before"], fitted["eval_after"]
     return {"final_reward": last.get("reward"), "final_kl": last.get("kl"),

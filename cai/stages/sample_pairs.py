@@ -12,11 +12,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import MISSING, OmegaConf
 
-from cai import data
-from cai.constitution import stable_rng
-from cai.registry import CaiError, stage
+from cai import sources
+from cai.engines.base import GENERATE
+from cai.keys import example_seeds
+from cai.errors import CaiError
+from cai.registry import stage
 from cai.schema import Sampling
-from cai.stages.base import StageConfig, StageContext, resumable_chunks
+from cai.stage_api import StageConfig, StageContext
+from cai.chunks import resumable_chunks
 
 
 @dataclass
@@ -74,33 +77,34 @@ def check(node_cfg, where: str) -> None:
             raise CaiError(f"{where}.prompts.{i}.weight: must be > 0, got {part.weight}")
 
 
-@stage("sample_pairs", schema=SamplePairsConfig, version=1, produces="pairs",
-       consumes={"policy": ("model",), "prompts": ("data",)}, refs=prompt_refs, check=check)
+@stage("sample_pairs", schema=SamplePairsConfig, version=2, produces="pairs",
+       consumes={"policy": ("model",), "prompts": ("data",)}, refs=prompt_refs, check=check,
+       needs=lambda node_cfg: {"policy": (GENERATE,)})
 def sample_pairs(ctx: StageContext) -> Dict[str, Any]:
     """`k` responses per prompt of the mix into data.jsonl, resuming an interrupted run."""
-    prompts, sources = select_prompts(ctx)
-    engine = ctx.engine("policy")
-    records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: answer(chunk, ctx, engine))
+    prompts, used = select_prompts(ctx)
+    with ctx.engine("policy") as engine:
+        records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: answer(chunk, ctx, engine))
     write_samples(records, ctx)
-    return {**summarize(records), "sources": sources, **rates}
+    return {**summarize(records), "sources": used, **rates}
 
 
 def select_prompts(ctx: StageContext) -> Tuple[List[dict], List[dict]]:
     """Each source's prompts (seeded shuffle), drawn in proportion to the weights."""
-    parts = [(i, part, *data.load_prompts(part.source, None, True, ctx.seed, ctx.cfg.max_prompt_chars))
+    parts = [(i, part, *sources.load_prompts(part.source, None, True, ctx.seed, ctx.cfg.max_prompt_chars))
              for i, part in enumerate(ctx.cfg.prompts)]
     total_weight = sum(part.weight for _, part, _, _ in parts)
     # without a limit, the largest total the sources can supply at these shares
     total = ctx.cfg.limit or min(int(len(rows) * total_weight / part.weight) for _, part, rows, _ in parts)
-    prompts, sources = [], []
+    prompts, used = [], []
     for i, part, rows, stats in parts:
         take = min(len(rows), round(total * part.weight / total_weight))
         prompts += [{"id": f"s{i}-{p['id']}", "prompt": p["prompt"], "category": p["category"],
                      "source": part.source} for p in rows[:take]]
-        sources.append({**stats, "source": part.source, "weight": part.weight, "used": take})
+        used.append({**stats, "source": part.source, "weight": part.weight, "used": take})
     if not prompts:
         raise CaiError(f"pipeline.{ctx.node}: the prompt mix selects no prompts (limit {ctx.cfg.limit})")
-    return prompts, sources
+    return prompts, used
 
 
 def answer(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
@@ -114,9 +118,8 @@ def answer(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
         if cfg.temperatures is not None:
             sampling = OmegaConf.merge(cfg.sampling, {"temperature": float(temperature) or 1.0,
                                                       "do_sample": temperature > 0})
-        # keyed by the chunk's first id, not its position, so a resumed run draws the same samples
-        seed = stable_rng(ctx.seed, chunk[0]["id"], f"response{slot}").randrange(2**31)
-        columns.append([r.strip() for r in engine.generate(chats, sampling, seed)])
+        seeds = example_seeds(ctx.seed, [p["id"] for p in chunk], f"response{slot}")
+        columns.append([r.strip() for r in engine.generate(chats, sampling, seeds)])
     return [{"id": p["id"], "prompt": chat, "responses": [column[n] for column in columns],
              "temperatures": temperatures, "category": p["category"], "source": p["source"]}
             for n, (p, chat) in enumerate(zip(chunk, chats))]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
-from cai import data
-from cai.registry import CaiError, stage
-from cai.stages.base import StageContext
-from cai.training import examples, launch, loop, lora, mixture, report
+from cai import sources
+from cai.errors import CaiError
+from cai.registry import stage
+from cai.stage_api import StageContext
+from cai import launch
+from cai.training import common, examples, lora, mixture, samples
 
 FORMATS = ("prompt_completion", "messages")
 
@@ -20,7 +22,7 @@ class SftInputs:
 
 
 @dataclass
-class SftConfig(loop.TrainingConfig):
+class SftConfig(common.TrainingConfig):
     kind: str = "sft"
     inputs: SftInputs = field(default_factory=SftInputs)
     format: str = "prompt_completion"
@@ -36,7 +38,7 @@ def check(node_cfg, where: str) -> None:
 
     if node_cfg.format not in FORMATS:
         raise CaiError(f"{where}.format: {node_cfg.format!r} unknown; available: {', '.join(FORMATS)}")
-    loop.check_common(node_cfg, where, SFTConfig)
+    common.check_common(node_cfg, where, SFTConfig)
 
 
 @stage("sft", schema=SftConfig, version=1, produces="model",
@@ -51,7 +53,7 @@ def load_examples(ctx: StageContext) -> mixture.Mixture:
     parts, unusable = [], {}
     for i, part in enumerate(ctx.cfg.mixture):
         inp = ctx.inputs[f"mixture.{i}"]
-        column = "messages" if inp.kind == "node" else data.parse_uri(inp.target).options.get("field", ctx.cfg.column)
+        column = "messages" if inp.kind == "node" else sources.parse_uri(inp.target).options.get("field", ctx.cfg.column)
         rows = mixture.read_source(inp)
         found = [examples.sft_example(r.get(column) if isinstance(r, dict) else None, ctx.cfg.format,
                                       ctx.inputs["model"].spec.system_prompt) for r in rows]
@@ -75,24 +77,24 @@ def train(ctx: StageContext) -> Dict[str, Any]:
 
     from cai.models import load_tokenizer
 
-    args = loop.trainer_config(SFTConfig, ctx)
+    args = common.trainer_config(SFTConfig, ctx)
     spec = ctx.inputs["model"].spec
     tokenizer = load_tokenizer(spec, ctx.home, padding_side="right")
-    trainer = SFTTrainer(model=lora.load_model(spec, ctx.home, loop.train_dtype(ctx.cfg, spec)), args=args,
+    trainer = SFTTrainer(model=lora.load_model(spec, ctx.home, common.train_dtype(ctx.cfg, spec)), args=args,
                          train_dataset=Dataset.from_list(mixed.train),
                          eval_dataset=Dataset.from_list(mixed.eval) if mixed.eval else None,
                          processing_class=tokenizer, peft_config=lora.peft_config(ctx.cfg.lora))
-    fitted = loop.fit(trainer, ctx)
-    model_dir = loop.finish(trainer, tokenizer, ctx, spec)
+    fitted = common.fit(trainer, ctx)
+    model_dir = common.finish(trainer, tokenizer, ctx, spec)
     main = trainer.is_world_process_zero()
     del trainer  # free the training copy before the saved model is reloaded for samples
     metrics = summarize(fitted, mixed)
     if main:
         held_out = mixed.eval[:ctx.cfg.num_samples]
         prompts = [e["prompt"] if "prompt" in e else e["messages"][:-1] for e in held_out]
-        answers = loop.answer_samples(ctx, model_dir, spec, prompts)
+        answers = common.answer_samples(ctx, model_dir, spec, prompts)
         references = [(e["completion"] if "completion" in e else e["messages"][-1:])[0]["content"] for e in held_out]
-        report.write_samples(ctx, metrics, ["loss"], prompts, answers, {"reference": references})
+        samples.write_samples(ctx, metrics, ["loss"], prompts, answers, {"reference": references})
     return metrics
 
 
@@ -104,5 +106,5 @@ def summarize(fitted: Dict[str, Any], mixed: mixture.Mixture) -> Dict[str, Any]:
             "train_examples": len(mixed.train), "eval_examples": len(mixed.eval), "mixture": mixed.sources,
             "train_runtime_s": fitted["train_runtime_s"],
             **{k: fitted[k] for k in ("device", "bf16", "processes")}, "eval_before": before, "eval_after": after,
-            "loss_curve": loop.curve(fitted["log_history"], ["loss", "grad_norm", "learning_rate"]),
+            "loss_curve": common.curve(fitted["log_history"], ["loss", "grad_norm", "learning_rate"]),
             "log_history": fitted["log_history"]}

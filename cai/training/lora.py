@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 
 @dataclass

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Tuple
 
 from omegaconf import MISSING
 
-from cai import data
-from cai.registry import CaiError
-from cai.stages.base import Input
+from cai import sources
+from cai.errors import CaiError
+from cai.stage_api import Input
 
 
 @dataclass
@@ -54,7 +54,7 @@ def read_source(inp: Input) -> List[Any]:
         from datasets import load_from_disk
 
         return list(load_from_disk(str(inp.path / "hf")))
-    return data.read_rows(data.parse_uri(inp.target))
+    return sources.read_rows(sources.parse_uri(inp.target))
 
 
 def weighted(rows: List[Any], weight: float, rng: random.Random) -> List[Any]:
@@ -74,7 +74,7 @@ def split(rows: List[Any], eval_fraction: float, rng: random.Random) -> Tuple[Li
 
 def mix(parts: List[Tuple[str, List[Any], float]], seed: int, eval_fraction: float, eval_max: int) -> Mixture:
     """Split each `(name, rows, weight)` part, weight its training rows (its held-out rows by min(weight, 1)), mix."""
-    train, held_out, sources = [], [], []
+    train, held_out, summary = [], [], []
     for name, rows, weight in parts:
         rng = random.Random(f"{seed}/{name}")
         part_train, part_eval = split(rows, eval_fraction, rng)
@@ -82,11 +82,11 @@ def mix(parts: List[Tuple[str, List[Any], float]], seed: int, eval_fraction: flo
         part_eval = weighted(part_eval, min(weight, 1.0), rng)
         train += part_train
         held_out += part_eval
-        sources.append({"source": name, "rows": len(rows), "weight": weight, "train": len(part_train),
+        summary.append({"source": name, "rows": len(rows), "weight": weight, "train": len(part_train),
                         "eval": len(part_eval)})
     if not train:
         raise CaiError(f"the mixture has no training rows (sources: {', '.join(n for n, _, _ in parts)})")
     rng = random.Random(seed)
     rng.shuffle(train)
     rng.shuffle(held_out)
-    return Mixture(train, held_out[:eval_max], sources)
+    return Mixture(train, held_out[:eval_max], summary)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from cai import data
-from cai.registry import CaiError
-from cai.stages.base import Input, StageContext, read_jsonl
+from cai import sources
+from cai.errors import CaiError
+from cai.stage_api import Input, StageContext
+from cai.chunks import read_jsonl
 from cai.training import examples, mixture
 
 Messages = List[Dict[str, str]]
@@ -37,7 +38,7 @@ def prompt_of(row: Any) -> Optional[Messages]:
 def source_prompts(inp: Input) -> List[Messages]:
     """The distinct prompts of one source: records of an upstream artifact, or a prompt source URI."""
     if inp.kind != "node":
-        rows, _ = data.load_prompts(inp.target)
+        rows, _ = sources.load_prompts(inp.target)
         found = [[{"role": "user", "content": r["prompt"]}] for r in rows]
     else:  # data.jsonl holds every artifact's records (pairs have no hf/ export)
         rows = read_jsonl(inp.path / "data.jsonl") or mixture.read_source(inp)

@@ -10,7 +10,7 @@ import types
 import typing
 from typing import Any, Dict, Mapping
 
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 # Keys the stage owns: where checkpoints go (for resume) and the checkpointing switch (a stage field).
 RESERVED = {

@@ -10,7 +10,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from cai import graph
 from cai.config import compose_run, recipe_names
 from cai.constitution.validate import validate_constitution
-from cai.registry import CaiError
+from cai.errors import CaiError
 from tests.conftest import SHARED
 
 RECIPES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))

@@ -14,7 +14,7 @@ import pytest
 
 from cai import runner
 from cai.config import compose_run
-from cai.registry import CaiError
+from cai.errors import CaiError
 from tests.conftest import ROOT, run_cli
 
 

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from cai.engines.scripted import ScriptedEngine
 from cai.stages.answer_prompts import AnswerPromptsConfig, answer_prompts
-from cai.stages.base import Input, StageContext
+from cai.stage_api import Input, StageContext
 from cai.training.examples import sft_example
 
 

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from cai import data, graph
+from cai import graph, sources
 from cai.config import compose_run
-from cai.registry import CaiError
+from cai.errors import CaiError
 from cai.runner import execute
 from cai.store import Store
 
@@ -49,7 +49,7 @@ def test_prompt_file_that_is_not_utf8(tmp_path, content, message):
     path = tmp_path / ("p.txt" if content.startswith(b"\xff") else "p.jsonl")
     path.write_bytes(content)
     with pytest.raises(CaiError) as error:
-        data.read_rows(data.parse_uri(f"file://{path}"))
+        sources.read_rows(sources.parse_uri(f"file://{path}"))
     assert message in str(error.value)
 
 
@@ -57,12 +57,12 @@ def test_parquet_file_that_is_not_parquet(tmp_path):
     path = tmp_path / "p.parquet"
     path.write_text("not parquet")
     with pytest.raises(CaiError, match="not a readable Parquet file"):
-        data.read_rows(data.parse_uri(f"file://{path}"))
+        sources.read_rows(sources.parse_uri(f"file://{path}"))
 
 
 def test_misspelled_source_option():
     with pytest.raises(CaiError, match="unknown option 'feild'; known: field"):
-        data.parse_uri("file://x.jsonl?feild=text")
+        sources.parse_uri("file://x.jsonl?feild=text")
 
 
 def test_node_failing_before_any_work_leaves_no_partial_folder(tmp_path):

@@ -12,7 +12,7 @@ from cai.constitution import selected_ids
 from cai.constitution.__main__ import main
 from cai.constitution.files import loaded
 from cai.constitution.validate import validate_constitution
-from cai.registry import CaiError
+from cai.errors import CaiError
 from cai.schema import Constitution
 from tests.conftest import run_cli
 from tests.unit.test_constitution_validate import VALID, errors_of, write_library

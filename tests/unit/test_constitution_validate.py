@@ -9,7 +9,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from cai.constitution.validate import find_duplicate_ids, validate_constitution
-from cai.registry import CaiError
+from cai.errors import CaiError
 from cai.schema import Constitution
 
 # Our own tiny constitution, one item per group; `write_library` lays it out as one file per id.

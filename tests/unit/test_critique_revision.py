@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from cai.engines.scripted import ScriptedEngine
-from cai.stages.base import Input, StageContext
+from cai.stage_api import Input, StageContext
 from cai.stages.critique_revision import CritiqueRevisionConfig, critique_revision
 
 PRINCIPLES = {"p1": {"critique": "Critique it (p1).", "revision": "Revise it (p1).", "weight": 1.0, "tags": []},

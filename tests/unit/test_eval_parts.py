@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cai.eval import heldout, matchups, refusal
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 
 def artifact(root: Path, name: str, inputs: dict, rows=None) -> Path:

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from cai import graph
 from cai.config import compose_run
 from cai.engines.scripted import ScriptedEngine
-from cai.registry import CaiError
-from cai.stages.base import Input, StageContext
+from cai.errors import CaiError
+from cai.stage_api import Input, StageContext
 from cai.stages.evaluate import EvaluateConfig, check, evaluate, evaluate_refs, model_labels
 
 AXES = {"harmless": {"h1": {"text": "Which is less harmful?"}, "h2": {"text": "Which is safer?"}},

@@ -1,6 +1,7 @@
 """The multiple-choice layout (Bai et al. 2022, section 4.1), raw and inside a chat template, with exemplars."""
 from __future__ import annotations
 
+from cai.constitution.render import render_continuation
 from cai.feedback import prompt
 from cai.tiny import build_tokenizer
 
@@ -23,18 +24,18 @@ def test_raw_question_has_the_papers_layout():
 
 def test_chat_prompt_continues_the_answer_in_the_judges_template():
     q = prompt.question(CONV, "Which response is safer?", "Call a pro.", "Set it on fire.")
-    text = prompt.render_continuation(prompt.chat_prompt(q), build_tokenizer())
+    text = render_continuation(prompt.chat_prompt(q), build_tokenizer())
     assert text.startswith("<|im_start|>user\nConsider the following conversation")
     # the assistant turn is open, ending right where the option letter goes
     assert text.endswith("(B) Set it on fire.<|im_end|>\n<|im_start|>assistant\nThe answer is: (")
-    with_system = prompt.render_continuation(prompt.chat_prompt(q), build_tokenizer(), system_prompt="Be a judge.")
+    with_system = render_continuation(prompt.chat_prompt(q), build_tokenizer(), system_prompt="Be a judge.")
     assert with_system.startswith("<|im_start|>system\nBe a judge.<|im_end|>")
 
 
 def test_without_a_template_chats_render_as_a_transcript():
-    text = prompt.render_continuation([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A: ("}])
+    text = render_continuation([{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A: ("}])
     assert text == "\n\nHuman: Q\n\nAssistant: A: ("
-    assert prompt.render_continuation([{"role": "user", "content": "Q"}]).endswith("Human: Q\n\nAssistant:")
+    assert render_continuation([{"role": "user", "content": "Q"}]).endswith("Human: Q\n\nAssistant:")
 
 
 def test_labeling_exemplars_alternate_the_better_slot_and_use_their_own_principle():

@@ -8,8 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from cai.engines.scripted import ScriptedEngine
-from cai.registry import CaiError
-from cai.stages.base import Input, StageContext
+from cai.errors import CaiError
+from cai.stage_api import Input, StageContext
 from cai.stages.feedback_accuracy import FeedbackAccuracyConfig, feedback_accuracy, load_rows
 from cai.stages.label_preferences import LabelPreferencesConfig, comparisons, label_preferences
 from cai.stages.sample_pairs import SamplePairsConfig, check, sample_pairs
@@ -135,8 +135,8 @@ def test_labels_follow_the_judge_across_orders_principles_and_pairings(tmp_path)
 
 
 def test_principles_are_distinct_while_they_last_and_identical_pairs_are_an_error(tmp_path):
-    from cai.constitution import stable_rng
-    from cai.stages.label_preferences import pick_principles
+    from cai.keys import stable_rng
+    from cai.constitution import pick_principles
 
     assert sorted(pick_principles(PRINCIPLES, 2, stable_rng(0, "x"))) == ["p1", "p2"]
     assert len(pick_principles(PRINCIPLES, 5, stable_rng(0, "x"))) == 5

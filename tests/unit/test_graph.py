@@ -9,8 +9,9 @@ from omegaconf import OmegaConf
 
 from cai import graph
 from cai.config import compose_run
-from cai.registry import STAGES, CaiError, stage
-from cai.stages.base import StageConfig
+from cai.errors import CaiError
+from cai.registry import STAGES, stage
+from cai.stage_api import StageConfig
 
 
 @dataclass

@@ -11,7 +11,7 @@ import yaml
 from cai.constitution.__main__ import main
 from cai.constitution.importers import parse_transcript, run_import
 from cai.constitution.validate import find_duplicate_ids, validate_constitution
-from cai.registry import CaiError
+from cai.errors import CaiError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "constitutions"
 ANTHROPIC = SHARED / "ConstitutionalHarmlessnessPaper"

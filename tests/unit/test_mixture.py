@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cai.registry import CaiError
-from cai.stages.base import Input
-from cai.stages.dpo import keep, label_options, read_pairs
+from cai.errors import CaiError
+from cai.stage_api import Input
+from cai.stages.dpo import label_options
+from cai.training.pairs import keep, read_pairs
 from cai.training.examples import preference_pair, sft_example
 from cai.training.mixture import mix, split, weighted
 

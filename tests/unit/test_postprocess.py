@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cai.stages.postprocess import clean_critique, clean_revision, pick_final
+from cai.critique.clean import clean_critique, clean_revision, pick_final
 
 
 @pytest.mark.parametrize("raw, clean", [

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from cai import graph
 from cai.config import compose_run
-from cai.registry import CaiError
+from cai.errors import CaiError
 from cai.training.calibration import calibration, pairwise_accuracy, sigmoid
 from cai.training.prompts import prompt_of
 

@@ -5,8 +5,9 @@ from collections import Counter
 
 import pytest
 
-from cai.constitution import fewshot_chat, sample_principles, selected_ids, stable_rng
-from cai.registry import CaiError
+from cai.constitution import fewshot_chat, sample_principles, selected_ids
+from cai.keys import stable_rng
+from cai.errors import CaiError
 
 PRINCIPLES = {"a": {"weight": 1.0}, "b": {"weight": 1.0}, "c": {"weight": 8.0}}
 

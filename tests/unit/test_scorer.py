@@ -51,7 +51,7 @@ def reference(engine):
 
 @pytest.mark.parametrize("limits", [{}, {"max_size": 1}, {"min_shared": 0}, {"max_tokens": 90}])
 def test_batched_scores_equal_a_full_pass_per_option(engine, reference, limits):
-    from cai.feedback.forward import option_logprobs
+    from cai.engines.hf_scoring import option_logprobs
 
     prompts, options, want = reference
     got = option_logprobs(engine.model, prompts, options, engine.tokenizer.pad_token_id, **limits)
@@ -59,7 +59,7 @@ def test_batched_scores_equal_a_full_pass_per_option(engine, reference, limits):
 
 
 def test_single_token_options_take_one_pass_per_ordering(engine, monkeypatch):
-    from cai.feedback.forward import option_logprobs
+    from cai.engines.hf_scoring import option_logprobs
 
     rng = random.Random(1)
     prompts = [[rng.randrange(3, 250) for _ in range(16)] for i in range(6)]  # 3 comparisons x 2 orders
@@ -73,7 +73,7 @@ def test_single_token_options_take_one_pass_per_ordering(engine, monkeypatch):
 
 
 def test_multi_token_options_add_one_short_pass_not_a_pass_per_option(engine, monkeypatch):
-    from cai.feedback.forward import option_logprobs
+    from cai.engines.hf_scoring import option_logprobs
 
     prompts = [[40 + i for i in range(20)], [60 + i for i in range(20)]]
     options = [[[1, 2, 65, 9], [1, 2, 66, 9], [1, 2, 67, 9]]] * 2  # " (A)", " (B)", " (C)" share " ("
@@ -86,7 +86,7 @@ def test_multi_token_options_add_one_short_pass_not_a_pass_per_option(engine, mo
 
 
 def test_a_shared_prefix_runs_once_for_its_group(engine, monkeypatch):
-    from cai.feedback.forward import option_logprobs
+    from cai.engines.hf_scoring import option_logprobs
 
     prefix = [random.Random(2).randrange(3, 250) for _ in range(64)]
     prompts = [prefix + [100 + i, 101, 102 + i] for i in range(4)]
@@ -98,7 +98,7 @@ def test_a_shared_prefix_runs_once_for_its_group(engine, monkeypatch):
 
 
 def test_groups_extend_the_prefix_every_prompt_shares(engine, monkeypatch):
-    from cai.feedback.forward import option_logprobs
+    from cai.engines.hf_scoring import option_logprobs
 
     rng = random.Random(3)
     root, left, right = ([rng.randrange(3, 250) for _ in range(n)] for n in (48, 40, 40))
@@ -124,7 +124,7 @@ def test_engine_renders_chats_and_raw_text_and_counts_stats(engine):
 
 
 def test_empty_prompts_and_options_are_refused():
-    from cai.feedback.forward import prepare
+    from cai.engines.hf_scoring import prepare
 
     with pytest.raises(ValueError, match="empty"):
         prepare(0, [], [[1]])

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from cai import graph
 from cai.config import compose_run
-from cai.registry import CaiError
+from cai.errors import CaiError
 from cai.training.trainer_args import conforms
 
 
@@ -107,7 +107,7 @@ def test_recipes_plan():
 
 
 def test_resume_picks_the_newest_complete_checkpoint(tmp_path):
-    from cai.training.loop import last_checkpoint
+    from cai.training.common import last_checkpoint
 
     for step, complete in ((2, True), (4, True), (6, False)):  # 6: killed while saving
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -1,6 +1,6 @@
-"""Where a training stage's body runs: `inprocess`, `subprocess` (a child `python -m cai.training.launch`, so its
+"""Where a training stage's body runs: `inprocess`, `subprocess` (a child `python -m cai.launch`, so its
 memory is freed when it exits) or `accelerate` (`accelerate launch --config_file conf/accelerate/<name>.yaml -m
-cai.training.launch ...`). The parent streams the child's log and turns a failure into a CaiError with its last lines;
+cai.launch ...`). The parent streams the child's log and turns a failure into a CaiError with its last lines;
 the child exits by itself if the parent dies (a killed run must not leave a trainer writing into the workdir).
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from omegaconf import OmegaConf
 
-from cai.registry import CaiError, get_stage
-from cai.stages.base import Input, StageContext, log
+from cai.errors import CaiError
+from cai.registry import get_stage
+from cai.stage_api import Input, StageContext, log
 from cai.store import read_json, write_json
 
 LAUNCHERS = ("inprocess", "subprocess", "accelerate")
@@ -29,7 +30,7 @@ TAIL_LINES = 40
 
 def accelerate_configs() -> Dict[str, Path]:
     """The shipped accelerate configs by name (conf/accelerate/*.yaml)."""
-    from cai.config import conf_dir
+    from cai.paths import conf_dir
 
     return {p.stem: p for p in sorted((conf_dir() / "accelerate").glob("*.yaml"))}
 
@@ -48,7 +49,7 @@ def check_launcher(node_cfg, where: str) -> None:
 
 def command(node_cfg, spec_file: Any) -> List[str]:
     """The child's command line (the same interpreter, so the same environment)."""
-    body = ["-m", "cai.training.launch", str(spec_file)]
+    body = ["-m", "cai.launch", str(spec_file)]
     if node_cfg.launcher == "accelerate":
         config = accelerate_configs()[node_cfg.accelerate_config]
         return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), *body]

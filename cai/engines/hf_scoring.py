@@ -1,4 +1,7 @@
-"""Option log-probs from a causal LM in as few forward passes as the options allow.
+"""The hf engine's option scoring: log-probs of option strings after prompts, in as few forward passes as they allow.
+
+`choice_logprobs` renders each prompt (raw text as is, a chat continued from its final assistant turn), tokenizes
+prompt and options separately (lm-eval-harness style) and scores token ids with `option_logprobs`.
 
 Each prompt is run once. The options' shared leading tokens (e.g. " (" of " (A)" / " (B)") are appended to the
 prompt; when every option then has one token left, all options are read from the last position's logits (one pass
@@ -10,8 +13,31 @@ so padding never changes a score.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Union
+
+from cai.constitution.render import render_continuation
+
+Chat = List[dict]
+
+
+def choice_logprobs(engine: Any, prompts: Sequence[Union[str, Chat]],
+                    options: Sequence[Sequence[str]]) -> List[List[float]]:
+    """Per prompt, each option's log-prob summed over its tokens, for an HFEngine (its tokenizer, model, spec)."""
+    start = time.perf_counter()
+    tokenizer, spec = engine.tokenizer, engine.spec
+    texts = [p if isinstance(p, str) else render_continuation(p, tokenizer, spec.system_prompt) for p in prompts]
+    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    cache: dict = {}
+    option_ids = [[cache.setdefault(o, tokenizer(o, add_special_tokens=False).input_ids) for o in opts]
+                  for opts in options]
+    scores = option_logprobs(engine.model, ids, option_ids, tokenizer.pad_token_id, spec.max_batch_tokens,
+                             spec.max_batch_size)
+    engine.stats.prompts += len(prompts)
+    engine.stats.prompt_tokens += sum(map(len, ids))
+    engine.stats.seconds += time.perf_counter() - start
+    return scores
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
-from cai.registry import CaiError, first_line
+from cai.errors import CaiError, first_line
 
 SCHEMES = ("cai://", "file://", "hf://")
 PACKAGED = Path(__file__).resolve().parent / "data"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
-from cai.stages.base import StageContext
+from cai.stage_api import StageContext
 
 HEADLINE = ("train_loss", "eval_loss_before", "eval_loss", "eval_reward_accuracy_before", "eval_reward_accuracy",
             "eval_reward_margin", "eval_reward_before", "eval_reward", "final_reward", "final_kl",

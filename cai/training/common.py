@@ -9,17 +9,20 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from cai import launch
+from cai.errors import CaiError
 from cai.models import DTYPES as MODEL_DTYPES
-from cai.registry import CaiError
-from cai.stages.base import StageConfig, StageContext, log
+from cai.registry import get_engine
+from cai.stage_api import StageConfig, StageContext, log
 from cai.store import read_json, write_json
-from cai.training import launch, lora, mixture, trainer_args
+from cai.training import lora, mixture, trainer_args
 from cai.training.lora import LoraOptions
 from cai.training.mixture import MixturePart
 
-# ModelSpec fields a trained artifact inherits from the model it started from (source and path are the artifact's).
-INHERITED_SPEC = ("dtype", "quantize", "chat_template", "system_prompt", "trust_remote_code", "engine",
-                  "max_batch_tokens", "max_batch_size")
+# ModelSpec fields a trained artifact inherits from the model it started from (source and path are the artifact's;
+# the engine and its options only from an engine that runs local weights, see `inherited_spec`).
+INHERITED_SPEC = ("dtype", "quantize", "chat_template", "system_prompt", "trust_remote_code", "max_batch_tokens",
+                  "max_batch_size")
 DTYPES = (None, *MODEL_DTYPES)  # null: the model spec's own dtype
 
 
@@ -142,7 +145,7 @@ def finish(trainer: Any, tokenizer: Any, ctx: StageContext, spec) -> Path:
     out = ctx.workdir / "model"
     lora.save_model(trainer, tokenizer, out, ctx.cfg.lora)
     if trainer.is_world_process_zero():
-        inherited = {k: spec[k] for k in INHERITED_SPEC if k in spec}
+        inherited = inherited_spec(spec)
         (ctx.workdir / "model_spec.yaml").write_text(
             f"# How to load the model {ctx.node} trained (source/path are filled in by the runner)\n"
             + yaml.safe_dump(inherited, sort_keys=False))
@@ -151,17 +154,30 @@ def finish(trainer: Any, tokenizer: Any, ctx: StageContext, spec) -> Path:
     return out
 
 
-def answer_samples(ctx: StageContext, model_dir: Path, spec, chats: List[List[dict]]) -> List[str]:
-    """The saved model (reloaded from disk, as a consumer would) answers a few held-out prompts, greedily."""
+def inherited_spec(spec) -> Dict[str, Any]:
+    """What a model trained from `spec` keeps of it: loading options, and the engine when that engine runs local
+    weights (vLLM does; a server engine does not: the new weights are not on the server, so the artifact runs on hf)."""
     from omegaconf import OmegaConf
 
-    from cai.engines.hf import HFEngine
+    inherited = {k: spec[k] for k in INHERITED_SPEC if k in spec}
+    if get_engine(spec.engine).capabilities(spec).local_weights:
+        inherited["engine"] = spec.engine
+        inherited["engine_options"] = OmegaConf.to_container(spec.engine_options, resolve=True)
+    return inherited
+
+
+def answer_samples(ctx: StageContext, model_dir: Path, spec, chats: List[List[dict]]) -> List[str]:
+    """The saved model (reloaded from disk, as a consumer would, on the engine it will run on) answers a few
+    held-out prompts, greedily."""
+    from omegaconf import OmegaConf
+
+    from cai.keys import example_seeds
     from cai.schema import ModelSpec, Sampling
 
     if not chats:
         return []
-    loaded = OmegaConf.merge(OmegaConf.structured(ModelSpec), {k: spec[k] for k in INHERITED_SPEC if k in spec},
+    loaded = OmegaConf.merge(OmegaConf.structured(ModelSpec), inherited_spec(spec),
                              {"source": "local", "path": str(model_dir)})
-    engine = HFEngine(loaded, ctx.home)
     sampling = Sampling(do_sample=False, max_new_tokens=ctx.cfg.sample_max_new_tokens)
-    return engine.generate(chats, sampling, ctx.seed)
+    with get_engine(loaded.engine).factory(loaded, ctx.home) as engine:
+        return engine.generate(chats, sampling, example_seeds(ctx.seed, map(str, range(len(chats))), "sample"))
