@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from cai import sources
 from cai.checks import check_node
@@ -88,6 +89,8 @@ def _refs(stage: StageKind, node_cfg: DictConfig, where: str) -> Dict[str, Tuple
     """node_refs, with a node that lacks its stage's fields (e.g. `+pipeline.x={kind: sft}`) named, not a traceback."""
     try:
         return node_refs(stage, node_cfg, where)
+    except InterpolationResolutionError as error:
+        raise config_error(error, where) from None
     except OmegaConfBaseException as error:
         raise CaiError(f"{where}: {first_line(error)}; add a node by mounting a stage option, e.g. "
                        f"`+stage@{where}={stage.name}`, so it gets the stage's fields and defaults") from None
@@ -202,9 +205,15 @@ def resolvable(node_cfg: DictConfig, where: str) -> None:
     try:
         OmegaConf.to_container(node_cfg, resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as error:
-        key = f"{where}.{error.full_key}" if getattr(error, "full_key", None) else where
-        cause = error.__cause__ if isinstance(error.__cause__, CaiError) else error
-        raise CaiError(f"{key}: {first_line(cause)}") from None
+        raise config_error(error, where) from None
+
+
+def config_error(error: OmegaConfBaseException, where: str) -> CaiError:
+    """An OmegaConf error as a CaiError naming the full key; a cai resolver's own message is quoted as it is."""
+    full = getattr(error, "full_key", None) or ""
+    key = full if full.startswith("pipeline.") else f"{where}.{full}" if full else where  # full keys may be rooted
+    message = re.sub(r"^\w+ raised while resolving interpolation: ", "", first_line(error))
+    return CaiError(f"{key}: {message}")
 
 
 def consumers(plan_nodes: List[Node]) -> Dict[str, List[str]]:

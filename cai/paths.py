@@ -21,9 +21,14 @@ def _first_existing(*candidates: Path) -> Path:
                    f"(`pip install cai` or, from a checkout, `pip install -e .`)")
 
 
+def _in_checkout() -> bool:
+    """Whether cai runs from its source tree (an editable install): conf/ and recipes/ sit beside the package."""
+    return (CHECKOUT / "pyproject.toml").is_file() and (CHECKOUT / "conf" / f"{PRIMARY}.yaml").is_file()
+
+
 def conf_dir() -> Path:
     """conf/: the checkout's (an editable install or a source tree) or the installed package's copy."""
-    path = _first_existing(CHECKOUT / "conf", PACKAGE / "conf")
+    path = _first_existing(CHECKOUT / "conf", PACKAGE / "conf") if _in_checkout() else _first_existing(PACKAGE / "conf")
     if not (path / f"{PRIMARY}.yaml").is_file():
         raise CaiError(f"{path} holds no {PRIMARY}.yaml: reinstall cai")
     return path
@@ -31,7 +36,7 @@ def conf_dir() -> Path:
 
 def recipes_dir() -> Path:
     """recipes/: the checkout's, or the installed package's copy."""
-    return _first_existing(CHECKOUT / "recipes", PACKAGE / "recipes")
+    return _first_existing(CHECKOUT / "recipes") if _in_checkout() else _first_existing(PACKAGE / "recipes")
 
 
 def shared_dir(where: str = "shared_dir") -> Path:

@@ -188,7 +188,7 @@ def lineage(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[str, An
         elif ref.kind == "model":
             inputs[slot] = {"model_role": ref.target, "spec": OmegaConf.to_container(cfg.models[ref.target])}
         else:
-            inputs[slot] = {"source": sources.source_id(ref.target)}
+            inputs[slot] = {"source": ref.target, "id": sources.source_id(ref.target)}
     return {"node": node.name, "kind": node.stage.name, "version": node.stage.version, "key": node.key,
             "seed": cfg.seed, "recipe": cfg.recipe_name, "inputs": inputs, "created": time.time()}
 

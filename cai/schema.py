@@ -166,5 +166,9 @@ class RunConfig:
     """Print the plan and exit."""
     cache: CacheConfig = field(default_factory=CacheConfig)
     models: Dict[str, ModelSpec] = field(default_factory=dict)
+    sources: Dict[str, str] = field(default_factory=dict)
+    """Named source URIs a recipe refers to as ${sources.NAME} (conf/sources/)."""
+    shared_dir: Optional[str] = None
+    """The folder of upstream files read in place (evals, constitutions) by ${cai.shared:...}; null: $CAI_SHARED."""
     constitution: Constitution = field(default_factory=Constitution)
     pipeline: Dict[str, Any] = field(default_factory=dict)

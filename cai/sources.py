@@ -54,12 +54,17 @@ def local_path(src: Source) -> Path:
 
 
 def source_id(uri: str) -> str:
-    """What identifies a source's content in node keys: a file's content hash, or the hf:// URI itself."""
+    """What identifies a source's content in node keys: the hf:// URI itself; for a file, its name, options and
+    content hash (not its folder: the same file read from another checkout or $CAI_SHARED keys the same)."""
     src = parse_uri(uri)
     if src.scheme == "hf":
         return uri
-    digest = hashlib.sha256(local_path(src).read_bytes()).hexdigest()[:16]
-    return f"{uri}#sha256={digest}"
+    path = local_path(src)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    if src.scheme == "cai":
+        return f"{uri}#sha256={digest}"
+    query = "&".join(f"{k}={v}" for k, v in sorted(src.options.items()))
+    return f"file://{path.name}{'?' + query if query else ''}#sha256={digest}"
 
 
 def read_rows(src: Source) -> List[Any]:

@@ -14,6 +14,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+if (SHARED / "evals").is_dir():  # recipes read upstream files in place through $CAI_SHARED (hhh_eval)
+    os.environ.setdefault("CAI_SHARED", str(SHARED))
 
 
 @pytest.fixture

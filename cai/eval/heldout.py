@@ -57,10 +57,9 @@ def row_prompts(row: Any, field: str = "prompt", hh: bool = False) -> List[str]:
     return found
 
 
-def source_prompts(source_id: str) -> List[str]:
-    """Every prompt of a source URI as lineage.json records it (`URI#sha256=...` for files)."""
-    uri = source_id.split("#sha256=", 1)[0]
-    src = sources.parse_uri(uri)
+def source_prompts(uri: str) -> List[str]:
+    """Every prompt of a source URI (as lineage.json records it; older records append `#sha256=...`)."""
+    src = sources.parse_uri(uri.split("#sha256=", 1)[0])
     field, hh = src.options.get("field", "prompt"), src.options.get("format") == "hh"
     return [text for row in sources.read_rows(src) for text in row_prompts(row, field, hh)]
 

@@ -11,6 +11,7 @@ from cai.registry import stage
 from cai.stage_api import StageContext, log
 from cai.training import common, lora, mixture, samples
 from cai.training.pairs import load_pairs
+from cai.training.mixture import MixturePart
 
 # TRL 1.16 losses that read `label_smoothing`; its `sigmoid` loss ignores it (dpo_trainer.py, loss_type branches).
 # `robust` is the unbiased DPO under label flips with known rate eps (Chowdhury et al. 2024): eps = 1 - p_chosen.
@@ -19,7 +20,7 @@ SMOOTHED_LOSSES = ("robust", "exo_pair", "aot", "aot_unpaired")
 
 @dataclass
 class DpoInputs:
-    model: str = "models.base"
+    model: str = "sft"
     """The policy to start from (usually the sft node); with LoRA the reference is it with adapters disabled."""
 
 
@@ -27,6 +28,11 @@ class DpoInputs:
 class DpoConfig(common.TrainingConfig):
     kind: str = "dpo"
     inputs: DpoInputs = field(default_factory=DpoInputs)
+    mixture: List[MixturePart] = field(default_factory=lambda: [MixturePart("sl_data")])
+    """Sources of prompt/chosen/rejected: SL-CAI conversations (revision over initial answer), preferences, URIs."""
+    trainer: Dict[str, Any] = field(default_factory=lambda: common.trainer_defaults(
+        **common.COSINE_WARMUP, learning_rate=5.0e-7, max_length=1024))
+    """Any trl.DPOConfig field (loss_type, precompute_ref_log_probs, ...), checked at plan time."""
     min_p_chosen: Optional[float] = None
     """Drop labeled pairs whose p_chosen (from label_preferences) is below this; unlabeled pairs count as 1."""
     soft_labels: bool = False

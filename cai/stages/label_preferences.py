@@ -45,8 +45,9 @@ class LabelPreferencesConfig(StageConfig):
     inputs: LabelPreferencesInputs = field(default_factory=LabelPreferencesInputs)
     method: str = "logprob"
     """logprob: option probabilities; cot: reasoning after "Let's think step by step:", then the answer scored."""
-    ensemble: int = 1
-    """Principles sampled per comparison (without replacement while they last); probabilities averaged."""
+    ensemble: int = 4
+    """Principles sampled per comparison (without replacement while they last); probabilities averaged (the paper
+    ensembles over 16; 4 keeps most of the gain at a quarter of the cost)."""
     debias: str = "swap"
     """swap: score both A/B orders and average; none: one order."""
     pairing: str = "all"

@@ -12,6 +12,7 @@ from cai.stage_api import StageContext
 from cai import launch
 from cai.training import common, examples, lora, mixture
 from cai.training.pairs import load_pairs
+from cai.training.mixture import MixturePart
 
 # samples.md opens with these metrics
 HEADLINE = ("eval_reward_accuracy_before", "eval_reward_accuracy", "eval_ece_before", "eval_ece", "eval_reward_margin",
@@ -20,7 +21,7 @@ HEADLINE = ("eval_reward_accuracy_before", "eval_reward_accuracy", "eval_ece_bef
 
 @dataclass
 class RewardModelInputs:
-    model: str = "models.base"
+    model: str = "sft"
     """Where the reward model starts: a model role or a node that produced a model (its body; a new score head)."""
 
 
@@ -28,6 +29,11 @@ class RewardModelInputs:
 class RewardModelConfig(common.TrainingConfig):
     kind: str = "reward_model"
     inputs: RewardModelInputs = field(default_factory=RewardModelInputs)
+    mixture: List[MixturePart] = field(default_factory=lambda: [MixturePart("prefs")])
+    """Preference sources: labeled prefs (soft p_chosen), SL-CAI pairs or URIs (p = 1)."""
+    trainer: Dict[str, Any] = field(default_factory=lambda: common.trainer_defaults(
+        **common.COSINE_WARMUP, learning_rate=1.0e-5, max_length=1024))
+    """Any trl.RewardConfig field (max_length, center_rewards_coefficient, ...), checked at plan time."""
     soft_labels: bool = True
     """Train on p_chosen (the soft Bradley-Terry loss); false: every pair as p = 1 (TRL's hard loss)."""
     min_p_chosen: Optional[float] = None

@@ -12,6 +12,7 @@ from cai.registry import stage
 from cai.stage_api import StageContext
 from cai import launch
 from cai.training import common, lora, mixture, prompts, samples
+from cai.training.mixture import MixturePart
 
 # algorithm -> (module, config class, trainer class)
 ALGORITHMS = {"rloo": ("trl.trainer.rloo_config", "RLOOConfig", "RLOOTrainer"),
@@ -22,7 +23,7 @@ CURVE = ["loss", "reward", "reward_std", "kl", "completions/mean_length", "entro
 
 @dataclass
 class RlInputs:
-    model: str = "models.base"
+    model: str = "sft"
     """The policy to start from (usually the sft node); the KL reference is this same model, frozen."""
     reward: str = "rm"
     """A node that produced a reward_model."""
@@ -32,6 +33,13 @@ class RlInputs:
 class RlConfig(common.TrainingConfig):
     kind: str = "rl"
     inputs: RlInputs = field(default_factory=RlInputs)
+    mixture: List[MixturePart] = field(default_factory=lambda: [MixturePart("prefs")])
+    """Prompt sources: preference / pair / conversation artifacts, or URIs (cai://redteam, ...)."""
+    trainer: Dict[str, Any] = field(default_factory=lambda: common.trainer_defaults(
+        learning_rate=1.0e-6, max_completion_length=64, temperature=1.0))
+    """Any field of trl.RLOOConfig / GRPOConfig (per `algorithm`), checked at plan time. Completions default to 64
+    tokens (recipes raise it: hh_mistral 512); per_device_train_batch_size counts completions (8 / num_generations
+    prompts) and per_device_eval_batch_size must be a multiple of num_generations."""
     algorithm: str = "rloo"
     """rloo (REINFORCE leave-one-out) | grpo (group-normalized advantages, clipped objective)."""
     beta: float = 0.05

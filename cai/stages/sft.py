@@ -11,6 +11,7 @@ from cai.registry import stage
 from cai.stage_api import StageContext
 from cai import launch
 from cai.training import common, examples, lora, mixture, samples
+from cai.training.mixture import MixturePart
 
 FORMATS = ("prompt_completion", "messages")
 
@@ -25,6 +26,10 @@ class SftInputs:
 class SftConfig(common.TrainingConfig):
     kind: str = "sft"
     inputs: SftInputs = field(default_factory=SftInputs)
+    mixture: List[MixturePart] = field(default_factory=lambda: [MixturePart("sl_data")])
+    trainer: Dict[str, Any] = field(default_factory=lambda: common.trainer_defaults(
+        **common.COSINE_WARMUP, learning_rate=2.0e-5, max_length=512))
+    """Any trl.SFTConfig field, checked at plan time (a typo or wrong type fails, naming the key)."""
     format: str = "prompt_completion"
     """prompt_completion: loss on the final assistant reply only (TRL's completion-only loss);
     messages: loss on every token of the conversation."""

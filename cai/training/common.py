@@ -26,10 +26,25 @@ INHERITED_SPEC = ("dtype", "quantize", "chat_template", "system_prompt", "trust_
 DTYPES = (None, *MODEL_DTYPES)  # null: the model spec's own dtype
 
 
+COSINE_WARMUP = {"lr_scheduler_type": "cosine", "warmup_steps": 0.1}
+"""The schedule of the supervised and preference stages: cosine decay after a warm-up of 10% of the steps."""
+
+
+def trainer_defaults(**stage_specific: Any) -> Dict[str, Any]:
+    """The TRL arguments every training stage starts from (recipes and the command line override any of them):
+    one epoch, batches of 8, a log line per step, and checkpoints every 50 steps (2 kept) in the workdir, so a
+    killed run resumes."""
+    shared = {"num_train_epochs": 1, "per_device_train_batch_size": 8, "per_device_eval_batch_size": 8,
+              "logging_steps": 1, "save_steps": 50, "save_total_limit": 2}
+    return {**shared, **stage_specific}
+
+
 @dataclass
 class TrainingConfig(StageConfig):
-    """Fields every training stage has; sft and dpo extend it."""
+    """Fields every training stage has; sft, dpo, reward_model and rl extend it."""
 
+    num_samples: int = 4
+    """Held-out prompts the trained model answers (or pairs it scores) in samples.md: each costs a generation."""
     mixture: List[MixturePart] = field(default_factory=list)
     """Weighted training sources: [{source: sl_data, weight: 1.0}, {source: "hf://...", weight: 0.1}]."""
     trainer: Dict[str, Any] = field(default_factory=dict)

@@ -151,7 +151,7 @@ def test_raw_format_and_no_swap_score_one_plain_text_order(tmp_path):
     engine = ScriptedEngine(chooser=prefer_good)
     inputs = {"pairs": pairs_input(tmp_path, PAIRS[:1]), "judge": MODEL}
     label_preferences(make_ctx(tmp_path, LabelPreferencesConfig, engine, inputs, {"principles": PRINCIPLES},
-                               debias="none", format="raw", pairing="adjacent", fewshot=False))
+                               debias="none", format="raw", pairing="adjacent", fewshot=False, ensemble=1))
     prompts, _ = engine.choice_calls[0]
     assert len(prompts) == 2 and all(isinstance(p, str) and p.endswith("The answer is: (") for p in prompts)
 
