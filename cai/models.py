@@ -144,8 +144,8 @@ def load_tokenizer(spec: DictConfig, home: Path, padding_side: str = "left") -> 
     return tokenizer
 
 
-def load_causal_lm(spec: DictConfig, home: Path, device: Optional[str] = None) -> Any:
-    """The spec's causal LM in eval mode, in its resolved dtype."""
+def load_causal_lm(spec: DictConfig, home: Path, device: Optional[str] = None, **options: Any) -> Any:
+    """The spec's causal LM in eval mode, in its resolved dtype (`options`: more from_pretrained arguments)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -153,7 +153,7 @@ def load_causal_lm(spec: DictConfig, home: Path, device: Optional[str] = None) -
     with reachable(spec):
         model = AutoModelForCausalLM.from_pretrained(checkpoint(spec, home), revision=_revision(spec),
                                                      dtype=resolve_dtype(spec.dtype),
-                                                     trust_remote_code=spec.trust_remote_code)
+                                                     trust_remote_code=spec.trust_remote_code, **options)
     return model.to(device).eval()
 
 

@@ -40,3 +40,10 @@ def run_cli(*args: str, home: Path, timeout: int = 240, check: bool = False) -> 
     if check and proc.returncode != 0:
         raise AssertionError(f"cai {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests under tests/integration run the tiny pipeline: marked `integration` (still in the default run)."""
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)

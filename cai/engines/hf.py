@@ -6,9 +6,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from omegaconf import OmegaConf
+
 from cai.constitution.render import render_chat, with_system
 from cai.engines.base import ALL, Capabilities, Chat, EngineBase, EngineStats
 from cai.engines.turn_cache import Layers, Reuse, TurnMemory, stacked_cache
+from cai.errors import CaiError
 from cai.registry import engine
 
 
@@ -24,7 +27,8 @@ class HFEngine(EngineBase):
 
         self.spec = spec
         self.tokenizer = load_tokenizer(spec, home, padding_side="left")
-        self.model = quantize_for_inference(load_causal_lm(spec, home), spec.quantize)
+        options = OmegaConf.to_container(spec.engine_options, resolve=True) if "engine_options" in spec else {}
+        self.model = quantize_for_inference(load_causal_lm(spec, home, **options), spec.quantize)
         self.stats = EngineStats()
         self.stop_ids = _stop_ids(self.tokenizer)
         self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache
@@ -243,7 +247,19 @@ class HFSession:
         return replies
 
 
-@engine("hf", capabilities=lambda spec: Capabilities(can=ALL))
+OPTIONS = ("attn_implementation",)
+"""`engine_options` the hf engine passes to from_pretrained (e.g. attn_implementation: eager | sdpa)."""
+
+
+def check(spec, where: str) -> None:
+    """Plan-time: only the from_pretrained arguments the engine passes on."""
+    unknown = sorted(set(spec.get("engine_options") or {}) - set(OPTIONS))
+    if unknown:
+        raise CaiError(f"{where}.engine_options.{unknown[0]}: not an option of engine hf; available: "
+                       f"{', '.join(OPTIONS)}")
+
+
+@engine("hf", capabilities=lambda spec: Capabilities(can=ALL), check=check)
 def hf_engine(spec, home) -> HFEngine:
     """Factory for `engine: hf`."""
     return HFEngine(spec, home)

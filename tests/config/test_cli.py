@@ -1,6 +1,11 @@
 """The command line as a user types it: errors exit non-zero before any model loads, Hydra flags work."""
 from __future__ import annotations
 
+import json
+
+import yaml
+
+from cai.config import recipe_names
 from tests.conftest import run_cli
 
 
@@ -28,10 +33,21 @@ def test_unknown_reference_exits_with_a_suggestion(cai_home):
 
 def test_dry_run_prints_the_plan_and_computes_nothing(cai_home):
     proc = run_cli("recipe=tiny", "dry_run=true", home=cai_home, check=True)
-    assert "sl_data" in proc.stdout and "critique_revision" in proc.stdout and "run" in proc.stdout
+    plan_file = next((cai_home / "runs" / "tiny").glob("*/plan.json"))
+    planned = json.loads(plan_file.read_text())["nodes"]
+    assert [n["node"] for n in planned][0] == "sl_data" and all(n["status"] == "run" for n in planned)
+    for node in planned:  # the printed table is the plan.json the run wrote
+        assert node["key"] in proc.stdout and node["kind"] in proc.stdout
     assert not (cai_home / "store" / "critique_revision").exists()
 
 
-def test_cfg_job_and_help(cai_home):
-    assert "pipeline:" in run_cli("recipe=tiny", "--cfg", "job", home=cai_home, check=True).stdout
-    assert "recipe" in run_cli("--help", home=cai_home, check=True).stdout
+def test_cfg_job_prints_the_composed_recipe(cai_home):
+    job = yaml.safe_load(run_cli("recipe=tiny", "--cfg", "job", home=cai_home, check=True).stdout)
+    assert job["pipeline"]["sl_data"]["kind"] == "critique_revision" and job["pipeline"]["sl_data"]["limit"] == 8
+
+
+def test_help_lists_the_recipes_and_config_groups(cai_home):
+    text = run_cli("--help", home=cai_home, check=True).stdout
+    recipes = next(line for line in text.splitlines() if line.startswith("recipe: "))
+    assert recipes.split(": ", 1)[1].split(", ") == recipe_names()
+    assert any(line.startswith("constitution/principle: ") and "toxic" in line for line in text.splitlines())

@@ -30,9 +30,8 @@ def test_run_then_rerun_is_all_cache_hits(shared_home):
     assert len(records(artifact)) == 8 and (artifact / "DONE.json").is_file() and (artifact / "hf").is_dir()
     for name in ("node.yaml", "lineage.json", "metrics.json", "samples.md", "constitution.yaml"):
         assert (artifact / name).is_file(), name
-    started = time.perf_counter()
     again = run_cli(*SL, home=shared_home, check=True)
-    assert plan_of(again)["sl_data"]["status"] == "cached" and time.perf_counter() - started < 30
+    assert plan_of(again)["sl_data"]["status"] == "cached"
     run_dir = Path(again.stdout.split("run directory:")[-1].split()[0])
     assert (run_dir / "artifacts" / "sl_data").resolve() == artifact and (run_dir / ".hydra").is_dir()
 
@@ -85,8 +84,22 @@ def test_sigkill_during_generation_then_rerun_resumes(cai_home):
     done_before = written[0].read_text().count("\n")
     rerun = run_cli(*args, home=cai_home, check=True)
     assert "resuming" in rerun.stderr + rerun.stdout
-    rows = records(Path(plan_of(rerun)["sl_data"]["path"]))
+    resumed = Path(plan_of(rerun)["sl_data"]["path"]) / "data.jsonl"
+    rows = records(resumed.parent)
     assert len(rows) == 12 and len({r["id"] for r in rows}) == 12 and done_before < 12
+    # per-example seeds: the killed-and-resumed artifact has the bytes of an uninterrupted run
+    whole = run_in_process(*args, home=cai_home.parent / "uninterrupted", run_dir=cai_home.parent / "whole")
+    assert (Path(whole["sl_data"]["path"]) / "data.jsonl").read_bytes() == resumed.read_bytes()
+
+
+def test_batch_size_and_chunk_size_change_neither_key_nor_bytes(shared_home, tmp_path):
+    """Sampling is seeded per example and turn: how rows are batched or chunked is not in the key, nor in the bytes."""
+    outputs = []
+    for n, settings in enumerate((["models.generator.max_batch_size=64"], ["models.generator.max_batch_size=2"],
+                                  ["pipeline.sl_data.chunk_size=3"], ["models.generator.max_batch_tokens=600"])):
+        plan = run_in_process(*SL, *settings, home=tmp_path / f"home{n}", run_dir=tmp_path / f"run{n}")
+        outputs.append((plan["sl_data"]["key"], (Path(plan["sl_data"]["path"]) / "data.jsonl").read_bytes()))
+    assert len(set(outputs)) == 1 and outputs[0][1].count(b"\n") == 8
 
 
 def test_a_principle_sweep_shares_every_node_that_does_not_read_the_principles(tmp_path):

@@ -81,3 +81,40 @@ def test_resume_generates_only_what_is_missing(tmp_path):
     assert sorted(r["id"] for r in rows) == sorted(json.loads(line)["id"] for line in lines)
     assert sum(len(call) for call in second.calls) == 2 * 3  # 2 prompts x (answer, critique, revision)
     assert rows == [json.loads(line) for line in lines]  # same seeds, same text
+
+
+def test_each_round_critiques_and_revises_the_latest_revision(tmp_path):
+    """Sec. 3.1: revision n+1 is asked of revision n, not of the initial answer; every turn sees the whole dialogue."""
+    prompts = write_prompts(tmp_path / "p.jsonl", [{"prompt": "question"}])
+
+    def script(chat):
+        request = chat[-1]["content"]
+        turns = sum(1 for m in chat if m["role"] == "assistant" and m["content"].startswith("revision"))
+        if request.startswith("Critique"):
+            return f"critique of [{chat[-2]['content']}]"
+        return f"revision {turns + 1}" if request.startswith("Revise") else "initial answer"
+
+    engine = ScriptedEngine(script, chat_template=True)
+    critique_revision(make_ctx(tmp_path, prompts, engine, revisions=3, fewshot=False))
+    row = json.loads((tmp_path / "work" / "data.jsonl").read_text())
+    assert [r["critique"] for r in row["rounds"]] == ["critique of [initial answer]", "critique of [revision 1]",
+                                                      "critique of [revision 2]"]
+    assert [r["revision"] for r in row["rounds"]] == ["revision 1", "revision 2", "revision 3"]
+    assert row["final"] == "revision 3"
+    last = engine.calls[-1][0]  # the third revision request, after the whole dialogue so far
+    assert [m["content"] for m in last if m["role"] == "assistant"] == [
+        "initial answer", "critique of [initial answer]", "revision 1", "critique of [revision 1]", "revision 2",
+        "critique of [revision 2]"]
+
+
+def test_seeds_are_per_example_and_turn(tmp_path):
+    from cai.keys import example_seed
+
+    prompts = write_prompts(tmp_path / "p.jsonl", [{"id": f"q{i}", "prompt": f"question {i}"} for i in range(3)])
+    engine = ScriptedEngine()
+    critique_revision(make_ctx(tmp_path, prompts, engine, revisions=1, fewshot=False, chunk_size=2))
+    turns = ["initial", "c0", "r0"]
+    expected = [[example_seed(0, f"q{i}", turn) for i in ids] for ids in ([0, 1], [2]) for turn in turns]
+    assert engine.seeds == expected
+    first_example = [call[0] for call in engine.seeds[:3]]  # q0's answer, critique and revision turns
+    assert len(set(first_example)) == 3 and len({s for call in engine.seeds for s in call}) == 9

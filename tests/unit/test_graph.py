@@ -75,6 +75,32 @@ def test_reporting_fields_and_node_names_do_not_change_keys():
     assert keys(echo_cfg({"renamed": node()}))["renamed"] == base["a"]
 
 
+def test_what_a_model_role_loads_and_runs_on_is_keyed_how_it_batches_is_not():
+    base = {n.name: n.key for n in graph.plan(compose_run(["recipe=tiny", "targets=[sl_data]"]))}
+
+    def sl_key(*overrides):
+        return {n.name: n.key for n in graph.plan(compose_run(["recipe=tiny", "targets=[sl_data]", *overrides]))}
+
+    for changed in ("models.generator.dtype=bfloat16", "models.generator.engine=scripted",
+                    "models.generator.system_prompt=Be brief.", "+models.generator.engine_options.attn_implementation=eager"):
+        assert sl_key(changed) != base, changed
+    for same in ("models.generator.max_batch_size=2", "models.generator.max_batch_tokens=999",
+                 "models.generator.api_key_env=SOME_VAR", "pipeline.sl_data.chunk_size=1"):
+        assert sl_key(same) == base, same
+
+
+def test_an_engine_option_the_engine_does_not_know_is_named_at_plan_time():
+    with pytest.raises(CaiError, match="models.generator.engine_options.attn_impl: not an option of engine hf"):
+        graph.plan(compose_run(["recipe=tiny", "targets=[sl_data]", "+models.generator.engine_options.attn_impl=x"]))
+
+
+def test_example_seeds_differ_by_example_turn_and_run_seed():
+    from cai.keys import example_seed
+
+    seeds = {example_seed(s, i, t) for s in (0, 1) for i in ("a", "b") for t in ("initial", "c0", "r0")}
+    assert len(seeds) == 12 and all(0 <= s < 2**63 for s in seeds)
+
+
 def test_seed_changes_keys():
     cfg = echo_cfg({"a": node()})
     other = echo_cfg({"a": node()})

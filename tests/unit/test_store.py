@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 
 from cai.store import Store
 
@@ -26,20 +25,20 @@ def test_publish_replaces_an_older_artifact(tmp_path):
     assert (store.path("kind", "k") / "x").read_text() == "new"
 
 
-def _hold_lock(home, started, seconds):
+def _hold_lock(home, started, release):
     with Store(home).lock("shared"):
         started.set()
-        time.sleep(seconds)
+        release.wait(60)
+        (home / "released").write_text("yes")  # written while the lock is still held
 
 
 def test_lock_blocks_a_second_process(tmp_path):
-    started = multiprocessing.Event()
-    holder = multiprocessing.Process(target=_hold_lock, args=(tmp_path, started, 1.5))
+    started, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(tmp_path, started, release))
     holder.start()
     assert started.wait(30)
     waited = []
-    t0 = time.perf_counter()
-    with Store(tmp_path).lock("shared", wait_message=lambda: waited.append(True)):
-        elapsed = time.perf_counter() - t0
+    with Store(tmp_path).lock("shared", wait_message=lambda: (waited.append(True), release.set())):
+        released = (tmp_path / "released").is_file()  # we got the lock only after the holder let it go
     holder.join()
-    assert waited and elapsed > 0.8
+    assert waited and released
