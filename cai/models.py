@@ -18,6 +18,8 @@ SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZE = ("none", "int8")
 WEIGHT_FIELDS = ("source", "id", "revision", "path", "package", "file")
+TINY_BUILD = 2
+"""Version of the tiny random model's architecture (2: head size 32, which vLLM's CPU attention supports)."""
 """What a converted checkpoint depends on: dtype or quantize settings reuse the same converted weights."""
 
 
@@ -48,7 +50,10 @@ def source_problem(spec: DictConfig) -> Optional[str]:
 
 def _materialize(spec: DictConfig, store: Store) -> Path:
     """Build or convert the model once into the store (keyed by its spec) and reuse it after."""
-    key = digest(OmegaConf.to_container(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS)), resolve=True))
+    fields = OmegaConf.to_container(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS)), resolve=True)
+    if spec.source == "tiny_random":
+        fields["build"] = TINY_BUILD  # a new tiny architecture must not reuse an older store's build
+    key = digest(fields)
     if store.is_done("model", key):
         return store.path("model", key) / "model"
     with store.lock(key):
@@ -101,7 +106,7 @@ def _build_tiny_random(out: Path) -> None:
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=16384,
                          bos_token_id=None, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          tie_word_embeddings=True)
     torch.manual_seed(0)

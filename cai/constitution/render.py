@@ -27,6 +27,12 @@ def with_system(chat: Chat, system_prompt: Optional[str]) -> Chat:
     return list(chat)
 
 
+def render_prompt(chat: Chat, tokenizer: Optional[Any] = None, system_prompt: Optional[str] = None) -> str:
+    """The exact text a model is prompted with for `chat` (the spec's system prompt first), ending on the
+    generation prompt: every engine that renders locally renders this way."""
+    return render_chat(with_system(chat, system_prompt), tokenizer)
+
+
 def render_continuation(chat: Chat, tokenizer: Optional[Any] = None, system_prompt: Optional[str] = None) -> str:
     """The exact text a judge scores for `chat`: a final assistant turn is continued, not closed."""
     chat = with_system(chat, system_prompt)

@@ -8,7 +8,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from omegaconf import OmegaConf
 
-from cai.constitution.render import render_chat, with_system
+from cai.compat import cache_arg
+from cai.constitution.render import render_prompt
 from cai.engines.base import ALL, Capabilities, Chat, EngineBase, EngineStats
 from cai.engines.turn_cache import Layers, Reuse, TurnMemory, stacked_cache
 from cai.errors import CaiError
@@ -30,7 +31,7 @@ class HFEngine(EngineBase):
         options = OmegaConf.to_container(spec.engine_options, resolve=True) if "engine_options" in spec else {}
         self.model = quantize_for_inference(load_causal_lm(spec, home, **options), spec.quantize)
         self.stats = EngineStats()
-        self.stop_ids = _stop_ids(self.tokenizer)
+        self.stop_ids = stop_ids(self.tokenizer)
         self.min_shared_prefix = 32  # below this, re-encoding the prefix costs less than copying its cache
         full_attention = all(type(layer) is GrowableLayer for layer in growable_cache(self.model.config).layers)
         # a chat's next turn continues the keys/values of the sequence before it (full-attention caches only)
@@ -40,7 +41,7 @@ class HFEngine(EngineBase):
 
     def render(self, chat: Chat) -> str:
         """The exact prompt text for a chat (chat template, or a Human:/Assistant: transcript)."""
-        return render_chat(with_system(chat, self.spec.system_prompt), self.tokenizer)
+        return render_prompt(chat, self.tokenizer, self.spec.system_prompt)
 
     def has_chat_template(self) -> bool:
         """Whether chats render through the model's own chat template (else a Human:/Assistant: transcript)."""
@@ -131,7 +132,7 @@ class HFEngine(EngineBase):
 
         cache = growable_cache(self.model.config)
         with torch.inference_mode():
-            self.model(input_ids=torch.tensor([prefix], device=self.model.device), cache=cache, use_cache=True)
+            self.model(input_ids=torch.tensor([prefix], device=self.model.device), **cache_arg(cache), use_cache=True)
         self.stats.prefix_tokens_reused += len(prefix)
         return [(layer.keys[0], layer.values[0]) for layer in cache.layers]
 
@@ -166,7 +167,7 @@ class HFEngine(EngineBase):
             processors.append(GumbelSampler(sampling.temperature, sampling.top_p, sampling.top_k, seeds))
         with torch.inference_mode(), attending(cache):
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=sampling.max_new_tokens,
-                                      do_sample=False, eos_token_id=self.stop_ids, cache=cache,
+                                      do_sample=False, eos_token_id=self.stop_ids, **cache_arg(cache),
                                       pad_token_id=self.tokenizer.pad_token_id, repetition_penalty=1.0,
                                       logits_processor=LogitsProcessorList(processors))
         new = out[:, input_ids.shape[1]:]
@@ -209,7 +210,8 @@ def shared_prefix_length(encoded: List[List[int]], minimum: int) -> int:
     return length if length >= minimum else 0
 
 
-def _stop_ids(tokenizer) -> List[int]:
+def stop_ids(tokenizer) -> List[int]:
+    """The end-of-sequence token and ChatML's end-of-turn token, where the tokenizer has them."""
     ids = {tokenizer.eos_token_id}
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:

@@ -14,12 +14,10 @@ so padding never changes a score.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Union
 
-from cai.constitution.render import render_continuation
-
-Chat = List[dict]
+from cai.compat import cache_arg, out_cache
+from cai.engines.options import Chat, Item, prepare, tokenize_options
 
 
 def choice_logprobs(engine: Any, prompts: Sequence[Union[str, Chat]],
@@ -27,45 +25,13 @@ def choice_logprobs(engine: Any, prompts: Sequence[Union[str, Chat]],
     """Per prompt, each option's log-prob summed over its tokens, for an HFEngine (its tokenizer, model, spec)."""
     start = time.perf_counter()
     tokenizer, spec = engine.tokenizer, engine.spec
-    texts = [p if isinstance(p, str) else render_continuation(p, tokenizer, spec.system_prompt) for p in prompts]
-    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-    cache: dict = {}
-    option_ids = [[cache.setdefault(o, tokenizer(o, add_special_tokens=False).input_ids) for o in opts]
-                  for opts in options]
+    ids, option_ids = tokenize_options(tokenizer, spec.system_prompt, prompts, options)
     scores = option_logprobs(engine.model, ids, option_ids, tokenizer.pad_token_id, spec.max_batch_tokens,
                              spec.max_batch_size)
     engine.stats.prompts += len(prompts)
     engine.stats.prompt_tokens += sum(map(len, ids))
     engine.stats.seconds += time.perf_counter() - start
     return scores
-
-
-@dataclass
-class Item:
-    """One prompt to score: its context (prompt + the options' common leading tokens) and each option's own tail."""
-
-    index: int
-    context: List[int]
-    n_common: int
-    tails: List[List[int]]
-
-    @property
-    def prompt_len(self) -> int:
-        """Tokens before the options' common leading tokens."""
-        return len(self.context) - self.n_common
-
-
-def prepare(index: int, prompt: List[int], options: Sequence[List[int]]) -> Item:
-    """Move the options' common leading tokens into the context, leaving every option at least one token."""
-    if not prompt:
-        raise ValueError(f"prompt {index} is empty: nothing predicts the first option token")
-    if not options or any(not o for o in options):
-        raise ValueError(f"prompt {index}: every option needs at least one token")
-    common = 0
-    shortest = min(len(o) for o in options)
-    while common < shortest - 1 and all(o[common] == options[0][common] for o in options):
-        common += 1
-    return Item(index, prompt + list(options[0][:common]), common, [list(o[common:]) for o in options])
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -134,8 +100,8 @@ def run_prefix(model: Any, ids: List[int], parent: Any = None) -> Any:
     import torch
 
     past = expand(model, parent, [0]) if parent is not None else None
-    out = model(input_ids=torch.tensor([ids], device=model.device), cache=past, use_cache=True, logits_to_keep=1)
-    return out.cache
+    out = model(input_ids=torch.tensor([ids], device=model.device), **cache_arg(past), use_cache=True, logits_to_keep=1)
+    return out_cache(out)
 
 
 def expand(model: Any, cache: Any, rows: List[int]) -> Any:
@@ -163,7 +129,7 @@ def score_batch(model: Any, batch: List[Item], shared: int, cache: Any, pad_id: 
     long_tails = any(len(t) > 1 for it in batch for t in it.tails)
     keep = max(it.n_common for it in batch) + 1
     past = expand(model, cache, [0] * len(batch)) if cache is not None else None
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=past,
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, **cache_arg(past),
                 use_cache=long_tails, logits_to_keep=keep)
     logp = out.logits.float().log_softmax(-1)
     scores = []
@@ -172,7 +138,7 @@ def score_batch(model: Any, batch: List[Item], shared: int, cache: Any, pad_id: 
         base = sum(float(logp[row, keep - 1 - n + j, item.context[-n + j]]) for j in range(n))
         scores.append([base + float(logp[row, keep - 1, tail[0]]) for tail in item.tails])
     if long_tails:
-        continue_tails(model, out.cache, mask, batch, scores, pad_id)
+        continue_tails(model, out_cache(out), mask, batch, scores, pad_id)
     return scores
 
 
@@ -192,7 +158,7 @@ def continue_tails(model: Any, cache: Any, mask: Any, batch: List[Item], scores:
     start = mask.sum(-1).index_select(0, index)
     positions = start[:, None] + torch.arange(width, device=mask.device)[None, :]
     out = model(input_ids=ids, attention_mask=torch.cat([mask.index_select(0, index), new], dim=1),
-                position_ids=positions, cache=cache, use_cache=False)
+                position_ids=positions, **cache_arg(cache), use_cache=False)
     logp = out.logits.float().log_softmax(-1)
     for k, (r, o) in enumerate(rows):
         tail = batch[r].tails[o]

@@ -82,7 +82,7 @@ def check_common(node_cfg, where: str, config_cls: type, **extra) -> Any:
         raise CaiError(f"{where}.eval_fraction: must be in [0, 1), got {node_cfg.eval_fraction}")
     trainer = {**extra, **OmegaConf.to_container(node_cfg.trainer, resolve=True)}
     return trainer_args.build(config_cls, trainer, f"{where}.trainer", hardware_defaults(0),
-                              stage_fixed(node_cfg, Path("WORKDIR")))
+                              stage_fixed(node_cfg, Path("WORKDIR"), config_cls))
 
 
 def hardware_defaults(seed: int) -> Dict[str, Any]:
@@ -96,9 +96,11 @@ def hardware_defaults(seed: int) -> Dict[str, Any]:
             "report_to": "none", "seed": seed, "save_strategy": "steps"}
 
 
-def stage_fixed(node_cfg, workdir: Path) -> Dict[str, Any]:
+def stage_fixed(node_cfg, workdir: Path, config_cls: type) -> Dict[str, Any]:
     """Arguments the stage owns: checkpoints in the workdir (resume), checkpointing from the stage field."""
-    return {"output_dir": str(workdir / "checkpoints"), "activation_checkpointing": node_cfg.gradient_checkpointing}
+    from cai.compat import checkpointing_arg
+
+    return {"output_dir": str(workdir / "checkpoints"), checkpointing_arg(config_cls): node_cfg.gradient_checkpointing}
 
 
 def trainer_config(config_cls: type, ctx: StageContext, **extra) -> Any:
@@ -107,7 +109,7 @@ def trainer_config(config_cls: type, ctx: StageContext, **extra) -> Any:
 
     trainer = {**extra, **OmegaConf.to_container(ctx.cfg.trainer, resolve=True)}
     return trainer_args.build(config_cls, trainer, f"pipeline.{ctx.node}.trainer", hardware_defaults(ctx.seed),
-                              stage_fixed(ctx.cfg, ctx.workdir))
+                              stage_fixed(ctx.cfg, ctx.workdir, config_cls))
 
 
 def train_dtype(cfg, spec) -> Any:

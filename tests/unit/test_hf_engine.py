@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
+from cai.compat import out_cache
 from cai.config import compose_run
 from cai.engines.hf import HFEngine, shared_prefix_length
 
@@ -94,7 +95,7 @@ def test_next_turns_continue_the_previous_calls_cache_with_the_same_replies(engi
     assert engine.share_prefix and all(start > 0 for _, start, _ in turns.sequences)
     for ids, start, layers in turns.sequences:
         with torch.inference_mode():
-            fresh = engine.model(input_ids=torch.tensor([ids]), use_cache=True).past_key_values
+            fresh = out_cache(engine.model(input_ids=torch.tensor([ids]), use_cache=True))
         for (keys, values), layer in zip(layers, fresh.layers):
             assert torch.allclose(keys, layer.keys[0, :, start:], atol=1e-4)
             assert torch.allclose(values, layer.values[0, :, start:], atol=1e-4)

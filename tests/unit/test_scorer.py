@@ -124,7 +124,7 @@ def test_engine_renders_chats_and_raw_text_and_counts_stats(engine):
 
 
 def test_empty_prompts_and_options_are_refused():
-    from cai.engines.hf_scoring import prepare
+    from cai.engines.options import prepare
 
     with pytest.raises(ValueError, match="empty"):
         prepare(0, [], [[1]])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cai.compat import cache_arg
 from cai.config import compose_run
 from cai.engines import shared_prefix
 from cai.engines.growable_cache import growable_cache
@@ -24,7 +25,7 @@ def model(tmp_path_factory):
 def prefix_cache(model, prefix):
     """A cache holding `prefix` once, as the engine builds it."""
     plain = growable_cache(model.config)
-    model(input_ids=torch.tensor([prefix]), cache=plain, use_cache=True)
+    model(input_ids=torch.tensor([prefix]), **cache_arg(plain), use_cache=True)
     return shared_prefix_cache(model.config, [(layer.keys[0], layer.values[0]) for layer in plain.layers])
 
 
@@ -39,10 +40,10 @@ def test_padded_rows_after_a_shared_prefix_match_a_full_forward(model):
         full = model(input_ids=ids, attention_mask=mask).logits  # sdpa, prefix in every row
         cache = prefix_cache(model, prefix)
         with attending(cache):
-            held_once = model(input_ids=ids[:, PREFIX:], attention_mask=mask, cache=cache, use_cache=True).logits
+            held_once = model(input_ids=ids[:, PREFIX:], attention_mask=mask, **cache_arg(cache), use_cache=True).logits
             following = held_once[:, -1:].argmax(-1)
             mask = torch.cat([mask, torch.ones_like(following)], dim=1)
-            step = model(input_ids=following, attention_mask=mask, cache=cache, use_cache=True).logits
+            step = model(input_ids=following, attention_mask=mask, **cache_arg(cache), use_cache=True).logits
         full_step = model(input_ids=torch.cat([ids, following], dim=1), attention_mask=mask).logits
     for row, own in enumerate(owns):
         assert torch.allclose(held_once[row, -len(own):], full[row, -len(own):], atol=1e-5)
@@ -57,7 +58,7 @@ def test_rows_without_padding_take_the_causal_path(model):
         full = model(input_ids=ids).logits
         cache = prefix_cache(model, prefix)
         with attending(cache):
-            held_once = model(input_ids=ids[:, PREFIX:], cache=cache, use_cache=True).logits
+            held_once = model(input_ids=ids[:, PREFIX:], **cache_arg(cache), use_cache=True).logits
     assert torch.allclose(held_once, full[:, PREFIX:], atol=1e-5)
 
 
