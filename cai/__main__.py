@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def app(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra."""
+    # SIGTERM unwinds like Ctrl-C would, so engines close: vLLM's worker processes outlive a parent killed outright
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         check_recipe(sys.argv[1:])
         register_schemas()

@@ -139,9 +139,9 @@ def order(nodes: Dict[str, Node], targets: List[str]) -> List[Node]:
 def check_model(spec: DictConfig, where: str) -> None:
     """Plan-time checks of a model role: its engine exists and accepts the spec; its weights where it loads them."""
     kind = get_engine(spec.engine, f"{where}.engine")
-    check_spec(spec, where, local_weights=kind.capabilities(spec).local_weights)
-    if kind.check:
+    if kind.check:  # first: a server engine's capabilities ask the server, which needs a checked spec
         kind.check(spec, where)
+    check_spec(spec, where, local_weights=kind.capabilities(spec).local_weights)
 
 
 def role_key(spec: DictConfig) -> str:

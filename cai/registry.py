@@ -18,7 +18,7 @@ log = logging.getLogger("cai")
 
 BUILTIN_STAGES = ("critique_revision", "answer_prompts", "sft", "dpo", "sample_pairs", "label_preferences",
                   "feedback_accuracy", "reward_model", "rl", "evaluate")
-BUILTIN_ENGINES = ("hf", "scripted")
+BUILTIN_ENGINES = ("hf", "scripted", "vllm", "openai")
 PLUGIN_GROUPS = {"cai.stages": [f"cai.stages.{n}" for n in BUILTIN_STAGES],
                  "cai.engines": [f"cai.engines.{n}" for n in BUILTIN_ENGINES]}
 

@@ -1,6 +1,7 @@
-"""The contract every registered engine keeps, run on each (scripted and hf here; vllm and openai join with their
-own fixtures in tests/engines/): deterministic rows seeded per example and independent of their batch, stops
-honoured, sessions that continue chats without changing replies, option scoring, and a lifecycle."""
+"""The contract every registered engine keeps, run on each: scripted and hf on the tiny model (default run), vllm
+in process and openai against a real vllm serve on the embedded SmolLM2 in float32 (`pytest -m "vllm or server"`):
+deterministic rows seeded per example and independent of their batch, stops honoured, sessions that continue chats
+without changing replies, option scoring, and a lifecycle."""
 from __future__ import annotations
 
 import math
@@ -9,8 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from cai.config import compose_run
-from cai.engines.base import ALL, Capabilities
+from cai.engines.base import ALL
 from cai.registry import get_engine
+from tests.engines.conftest import served_spec, vllm_spec
 
 SAMPLED = OmegaConf.create({"temperature": 1.5, "top_p": 0.95, "top_k": 0, "do_sample": True,
                             "max_new_tokens": 10, "repetition_penalty": 1.1})
@@ -25,22 +27,33 @@ def tiny_spec(engine: str):
     return spec
 
 
-@pytest.fixture(scope="module", params=["scripted", "hf"])
+def spec_for(name: str, request):
+    if name == "vllm":
+        return vllm_spec()
+    if name == "openai":
+        return served_spec(request.getfixturevalue("vllm_server"))
+    return tiny_spec(name)
+
+
+@pytest.fixture(scope="module", params=["scripted", "hf", pytest.param("vllm", marks=pytest.mark.vllm),
+                                        pytest.param("openai", marks=pytest.mark.server)])
 def opened(request, tmp_path_factory):
-    """An engine of each kind on the tiny model, opened once for the module."""
-    kind = get_engine(request.param)
-    engine = kind.factory(tiny_spec(request.param), tmp_path_factory.mktemp("home"))
-    yield request.param, engine
+    """An engine of each kind, opened once for the module."""
+    spec = spec_for(request.param, request)
+    home = request.getfixturevalue("smol_home") if request.param in ("vllm", "openai") else tmp_path_factory.mktemp("h")
+    engine = get_engine(request.param).factory(spec, home)
+    yield request.param, engine, spec
     engine.close()
 
 
 def test_capabilities_are_declared(opened):
-    name, _ = opened
-    assert get_engine(name).capabilities(tiny_spec(name)) == Capabilities(can=ALL)
+    name, engine, spec = opened
+    declared = get_engine(name).capabilities(spec)
+    assert declared.can == ALL and declared.local_weights == (name != "openai")
 
 
 def test_a_row_depends_on_its_seed_not_on_its_batch(opened):
-    _, engine = opened
+    _, engine, _ = opened
     together = engine.generate(CHATS, SAMPLED, SEEDS)
     assert len(together) == len(CHATS) and all(isinstance(r, str) for r in together)
     assert engine.generate(CHATS, SAMPLED, SEEDS) == together
@@ -50,19 +63,19 @@ def test_a_row_depends_on_its_seed_not_on_its_batch(opened):
 
 
 def test_one_seed_per_chat_is_required(opened):
-    _, engine = opened
+    _, engine, _ = opened
     with pytest.raises(ValueError, match="seeds"):
         engine.generate(CHATS, SAMPLED, SEEDS[:2])
 
 
 def test_replies_stop_at_the_end_of_turn(opened):
-    _, engine = opened
+    _, engine, _ = opened
     for reply in engine.generate(CHATS, GREEDY, SEEDS) + engine.generate(CHATS, SAMPLED, SEEDS):
         assert "<|im_end|>" not in reply and "<|im_start|>" not in reply
 
 
 def test_a_session_continues_chats_without_changing_replies(opened):
-    _, engine = opened
+    _, engine, _ = opened
     follow_up = {"role": "user", "content": "Now say it differently."}
 
     def two_turns(generator):
@@ -76,7 +89,7 @@ def test_a_session_continues_chats_without_changing_replies(opened):
 
 
 def test_option_scoring_of_text_and_continued_chats(opened):
-    _, engine = opened
+    _, engine, _ = opened
     raw = "Question: which letter comes first?\n\nThe answer is: ("
     chat = [{"role": "user", "content": "Which letter comes first?"}, {"role": "assistant", "content": "It is ("}]
     scores = engine.choice_logprobs([raw, chat], [["A", "B"], ["A", "B"]])
@@ -89,7 +102,7 @@ def test_option_scoring_of_text_and_continued_chats(opened):
 
 
 def test_describe_names_the_engine(opened):
-    name, engine = opened
+    name, engine, _ = opened
     assert engine.describe()["engine"] == name
 
 
