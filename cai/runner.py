@@ -128,6 +128,7 @@ def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], 
     (workdir / "node.yaml").write_text(node_yaml(node))
     ctx = StageContext(node.name, node.cfg, stage_inputs(node, cfg, paths), workdir, Path(cfg.home).resolve(),
                        cfg.seed, node.context, engine_factory)
+    ctx.dispatch = {"key": node.key, "executors": cfg.get("executors")}  # where shards run (cai.shards); not keyed
     started = time.perf_counter()
     try:
         metrics = node.stage.fn(ctx) or {}
