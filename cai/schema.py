@@ -175,8 +175,10 @@ class RayExecutor:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     """Resources each actor requests (1 per actor on a GPU cluster)."""
+    local_cpus: Optional[int] = None
+    """CPUs of a local cluster started here (null: every core); ignored when joining a cluster."""
     init: Dict[str, Any] = field(default_factory=dict)
-    """Extra ray.init arguments, e.g. {num_cpus: 2} for a local cluster."""
+    """Extra ray.init arguments (`+executors.ray.init.object_store_memory=...`)."""
     retries: int = 0
 
 

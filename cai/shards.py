@@ -99,7 +99,7 @@ def dispatch(jobs: List[ShardJob], name: str, run_executors: Any, where: str) ->
 def log_result(where: str, result: dict, total: int) -> None:
     """One line per finished shard: where it ran and how fast."""
     if "error" not in result:
-        log.info("%s: shard %d done on %s (%d rows, %d computed, %.1f s)", where, result["shard"] + 1,
+        log.info("%s: shard %d done on %s (%d rows, %d computed, %.1f s)", where, result["shard"],
                  result.get("host"), result["rows"], result["computed"], result.get("wall_s", 0.0))
 
 

@@ -35,8 +35,8 @@ class ShardJob:
 
     @property
     def label(self) -> str:
-        """`shard 2/8` for messages (1-based)."""
-        return f"shard {self.shard + 1}/{self.shards}"
+        """`shard 2 of 8` for messages (0-based, as the folder shards/2of8)."""
+        return f"shard {self.shard} of {self.shards}"
 
     @property
     def lock(self) -> str:

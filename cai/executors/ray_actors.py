@@ -4,6 +4,7 @@ whenever it finishes one; an actor that dies fails only the shard it was running
 from __future__ import annotations
 
 import atexit
+import os
 from typing import Any, Callable, Dict, List
 
 from omegaconf import OmegaConf
@@ -36,6 +37,8 @@ def connect(settings: Any) -> Any:
         options = OmegaConf.to_container(settings.init, resolve=True) if OmegaConf.is_config(settings.init) else dict(
             settings.init)
         env = {k: v for k, v in worker_env().items() if k == "PYTHONPATH"}
+        if settings.address is None and not os.environ.get("RAY_ADDRESS"):  # a cluster of our own, on loopback
+            options = {"num_cpus": settings.local_cpus, "_node_ip_address": "127.0.0.1", **options}
         try:
             ray.init(address=settings.address, include_dashboard=False, log_to_driver=True,
                      runtime_env={"env_vars": env}, **options)

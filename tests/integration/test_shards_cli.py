@@ -1,0 +1,82 @@
+"""Sharded sl_data through the CLI on the tiny model (hf engine): worker processes (executor local) and a Ray cluster
+started by the test give the bytes of one shard, under the same key; a worker killed mid-run costs only its shard."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from tests.integration.test_tiny_pipeline import plan_of, run_in_process
+
+pytestmark = pytest.mark.cluster
+SL = ["recipe=tiny", "targets=[sl_data]", "pipeline.sl_data.limit=6"]
+RAY = ["pipeline.sl_data.executor=ray", "executors.ray.local_cpus=2"]
+
+
+@pytest.fixture(scope="module")
+def unsharded(tmp_path_factory):
+    """(key, data.jsonl bytes) of sl_data with shards=1, in the cai process."""
+    home = tmp_path_factory.mktemp("unsharded")
+    plan = run_in_process(*SL, home=home, run_dir=home / "run")["sl_data"]
+    return plan["key"], (Path(plan["path"]) / "data.jsonl").read_bytes()
+
+
+def sharded(home: Path, *extra: str) -> tuple:
+    proc = run_cli(*SL, "pipeline.sl_data.shards=3", *extra, home=home, check=True)
+    node = plan_of(proc)["sl_data"]
+    artifact = Path(node["path"])
+    assert json.loads((artifact / "metrics.json").read_text())["shards"] == 3
+    assert not (artifact / "shards").exists()
+    return node["key"], (artifact / "data.jsonl").read_bytes()
+
+
+def test_local_workers_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
+    assert sharded(tmp_path, "pipeline.sl_data.executor=local") == unsharded
+
+
+def test_ray_actors_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    assert sharded(tmp_path, *RAY) == unsharded
+
+
+def wait_for_rows(folder: Path, proc: subprocess.Popen) -> int:
+    """The pid of shard 1's worker once it has written a chunk (and the run is still going)."""
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        rows, worker = folder / "data.jsonl", folder / "worker.json"
+        if worker.is_file() and rows.is_file() and rows.read_text().count("\n") >= 1:
+            return json.loads(worker.read_text())["pid"]
+        time.sleep(0.05)
+    raise AssertionError(f"shard 1 wrote no chunk while the run was going (exit {proc.poll()})")
+
+
+def test_a_killed_worker_costs_only_its_shard(unsharded, tmp_path):
+    args = [*SL, "pipeline.sl_data.limit=9", "pipeline.sl_data.chunk_size=1", "pipeline.sl_data.shards=3",
+            "pipeline.sl_data.executor=local", "executors.local.workers=3"]
+    env = {**os.environ, "CAI_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    partial = tmp_path / "store" / ".partial"
+    deadline = time.time() + 120
+    while not list(partial.glob("*/shards/1of3")) and time.time() < deadline:
+        time.sleep(0.05)
+    folder = next(partial.glob("*/shards/1of3"))
+    os.kill(wait_for_rows(folder, proc), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 2, out
+    assert "1 of 3 shards did not finish on executor local" in out and "shard 1 of 3: its worker process" in out
+    kept = {p.parent.name: p.read_bytes() for p in folder.parent.glob("*/data.jsonl")}
+    assert set(kept) == {"0of3", "1of3", "2of3"} and kept["1of3"].count(b"\n") < 3
+    rerun = run_cli(*args, home=tmp_path, check=True)
+    assert "1 of 3 shards to run on local" in rerun.stdout, rerun.stdout
+    assert "shard 1 done" in rerun.stdout and "shard 0 done" not in rerun.stdout
+    whole = run_in_process(*args[:-3], home=tmp_path / "whole", run_dir=tmp_path / "whole" / "run")["sl_data"]
+    merged = Path(plan_of(rerun)["sl_data"]["path"]) / "data.jsonl"
+    assert merged.read_bytes() == (Path(whole["path"]) / "data.jsonl").read_bytes()
