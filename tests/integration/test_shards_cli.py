@@ -80,3 +80,22 @@ def test_a_killed_worker_costs_only_its_shard(unsharded, tmp_path):
     whole = run_in_process(*args[:-3], home=tmp_path / "whole", run_dir=tmp_path / "whole" / "run")["sl_data"]
     merged = Path(plan_of(rerun)["sl_data"]["path"]) / "data.jsonl"
     assert merged.read_bytes() == (Path(whole["path"]) / "data.jsonl").read_bytes()
+
+
+def test_submitit_jobs_give_the_unsharded_bytes_and_a_killed_job_is_resubmitted(unsharded, tmp_path):
+    """executor slurm through submitit's local executor: shard 1's job is killed once, resubmitted, and the merge
+    still has the unsharded bytes."""
+    args = [*SL, "pipeline.sl_data.shards=3", "pipeline.sl_data.executor=slurm", "pipeline.sl_data.chunk_size=1",
+            "executors.slurm.cluster=local", "executors.slurm.gpus_per_task=0", "executors.slurm.cpus_per_task=1"]
+    env = {**os.environ, "CAI_HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "store" / ".partial").glob("*/shards/1of3")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(wait_for_rows(next((tmp_path / "store" / ".partial").glob("*/shards/1of3")), proc), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "shard 1 of 3 failed; running again (attempt 2 of 2)" in out, out
+    node = plan_of(subprocess.CompletedProcess([], 0, out, ""))["sl_data"]
+    assert (node["key"], (Path(node["path"]) / "data.jsonl").read_bytes()) == unsharded
