@@ -57,6 +57,16 @@ def run(jobs: List[ShardJob], settings: Any, on_result: Callable[[dict], None], 
     submitted = executor.map_array(run_jobs, groups)
     log.info("%s: submitted %d submitit job(s) %s (logs in %s)", where, len(submitted),
              submitted[0].job_id.split("_")[0], jobs[0].logs / "submitit")
+    try:
+        return collect(submitted, groups, on_result)
+    except BaseException:  # interrupted or failing: cancel what is queued or running (finished rows stay)
+        for job in submitted:
+            job.cancel(check=False)
+        raise
+
+
+def collect(submitted: List[Any], groups: List[List[ShardJob]], on_result: Callable[[dict], None]) -> Dict[int, dict]:
+    """Wait for each task in turn; its shards' outcomes, or a failure naming the job and its state."""
     outcomes: Dict[int, dict] = {}
     for job, group in zip(submitted, groups):
         reason = f"submitit job {job.job_id} returned no result for it"

@@ -57,8 +57,8 @@ class TrainingConfig(StageConfig):
     fsdp, deepspeed_zero3."""
     machines: int = 1
     """Nodes the accelerate launcher spans (launcher=accelerate): > 1 runs one `accelerate launch` per node of the
-    Slurm allocation through srun, machine rank and main address from the Slurm environment. Keyed: the world size
-    sets the effective batch."""
+    Slurm allocation through srun, machine rank and main address from the Slurm environment. Not part of the key,
+    like `launcher` (though the world size sets the effective batch)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~20-30% slower."""
     dtype: Optional[str] = None

@@ -16,6 +16,7 @@ SHARDED = ("sl_data", "helpful", "pairs", "prefs", "eval")
 def test_shards_and_executor_change_no_key(cai_home):
     base = {n.name: n.key for n in graph.plan(compose_run(["recipe=tiny"]))}
     overrides = [f"pipeline.{n}.{k}={v}" for n in SHARDED for k, v in (("shards", 5), ("executor", "ray"))]
+    overrides += ["pipeline.sft.machines=2", "pipeline.sft.launcher=accelerate", "executors.default=slurm"]
     assert {n.name: n.key for n in graph.plan(compose_run(["recipe=tiny", *overrides]))} == base
 
 
