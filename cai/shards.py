@@ -164,14 +164,18 @@ def remove_shard(path: Path) -> None:
 
 def shard_metrics(ctx: StageContext, slot: str, results: List[dict], executor: str, seconds: float,
                   shards: int) -> Dict[str, Any]:
-    """The node's throughput over all shards (rows computed in this run / its wall time) and one entry per shard."""
+    """The node's throughput over all shards, end to end (rows and tokens of this run / its wall time, starting the
+    workers included), the shards' engine loops summed (`shard_tokens_per_s`, what an unsharded run's
+    `generated_tokens_per_s` measures), and one entry per shard."""
     if results:
         ctx.engines_used[slot] = results[0].get("engine", {})
     computed = sum(r["computed"] for r in results)
     tokens = sum(r.get("generated_tokens", 0) for r in results)
     per_shard = [{k: r.get(k) for k in ("shard", "host", "pid", "rows", "computed", "wall_s", "generated_tokens")}
                  for r in sorted(results, key=lambda r: r["shard"])]
+    engine_rate = sum(r.get("generated_tokens", 0) / max(r.get("wall_s", 0.0), 1e-9) for r in results)
     return {"generated_tokens": tokens, "generated_tokens_per_s": tokens / max(seconds, 1e-9),
+            "shard_tokens_per_s": engine_rate,
             "prompts_per_s": computed / max(seconds, 1e-9), "wall_s": seconds,
             "prompt_tokens": sum(r.get("prompt_tokens", 0) for r in results), "shards": shards,
             "executor": executor, "shard_runs": per_shard}
