@@ -41,3 +41,14 @@ def test_hh_mistral_prints_its_shard_plan_offline(cai_home, tmp_path, capsys):
     assert rows["sl_data"]["resources"].startswith("submitit slurm array of 64 task(s) on gpu: 1 GPU, 8 CPUs")
     assert rows["eval"]["examples"] == 400 and rows["eval"]["executor"] == "local"
     assert "shards" in shown and "submitit slurm array of 64" in shown.replace("\n", " ")
+
+
+def test_hh_mistral_on_two_nodes_prints_each_nodes_launch_command(cai_home, tmp_path, caplog, monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_NODELIST", raising=False)
+    caplog.set_level("INFO", logger="cai")
+    runner.run(compose_run(["recipe=hh_mistral", "dry_run=true", "pipeline.sft.machines=2"]), tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("pipeline.sft: launcher")]
+    assert "srun --nodes 2 --ntasks-per-node 1 runs on each node:" in lines[0]
+    for rank in (0, 1):
+        node = next(line for line in lines if f"node {rank}:" in line)
+        assert f"--num_machines 2 --num_processes 16 --machine_rank {rank}" in node and "deepspeed_zero3.yaml" in node
