@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from cai import executors
 from cai.chunks import append_jsonl, read_jsonl, resumable_chunks, write_jsonl
 from cai.errors import CaiError
-from cai.executors.base import ShardJob, shard_folder
+from cai.executors.base import ShardJob
 from cai.stage_api import StageContext, log
 
 

@@ -41,9 +41,28 @@ def test_local_workers_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
     assert sharded(tmp_path, "pipeline.sl_data.executor=local") == unsharded
 
 
-def test_ray_actors_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+def test_ray_actors_on_a_cluster_cai_starts_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
     assert sharded(tmp_path, *RAY) == unsharded
+
+
+def test_ray_actors_on_a_running_cluster_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
+    """A Ray head started by the test (`ray start --head --block`, on loopback), joined by address."""
+    from cai.accelerate_launch import free_port
+
+    port = free_port()
+    head = subprocess.Popen(["ray", "start", "--head", "--block", "--port", str(port), "--node-ip-address",
+                             "127.0.0.1", "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in head.stdout:  # wait until the head is up
+            if "will now block" in line:
+                break
+        result = sharded(tmp_path, "pipeline.sl_data.executor=ray", f"executors.ray.address=127.0.0.1:{port}")
+    finally:
+        head.terminate()  # `ray start --block` stops the head's processes when it is terminated
+        head.wait(timeout=60)
+    assert result == unsharded
 
 
 def wait_for_rows(folder: Path, proc: subprocess.Popen) -> int:
