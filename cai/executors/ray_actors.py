@@ -37,11 +37,12 @@ def connect(settings: Any) -> Any:
         options = OmegaConf.to_container(settings.init, resolve=True) if OmegaConf.is_config(settings.init) else dict(
             settings.init)
         env = {k: v for k, v in worker_env().items() if k == "PYTHONPATH"}
-        if settings.address is None and not os.environ.get("RAY_ADDRESS"):  # a cluster of our own, on loopback
-            options = {"num_cpus": settings.local_cpus, "_node_ip_address": "127.0.0.1", **options}
+        address = settings.address or os.environ.get("RAY_ADDRESS")
+        if address is None:  # a cluster of our own, on loopback ("local": never one that `ray start` left recorded)
+            address, options = "local", {"num_cpus": settings.local_cpus, "_node_ip_address": "127.0.0.1", **options}
         try:
-            ray.init(address=settings.address, include_dashboard=False, log_to_driver=True,
-                     runtime_env={"env_vars": env}, **options)
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env},
+                     **options)
         except (ConnectionError, ValueError, RuntimeError) as err:
             raise CaiError(f"executors.ray.address: cannot reach the Ray cluster {settings.address!r}: "
                            f"{str(err).splitlines()[0]}") from None

@@ -102,7 +102,7 @@ def test_two_ray_actors_racing_for_every_shard_write_each_row_once(tmp_path, uns
     from cai.executors.ray_actors import ShardActor
 
     jobs, items, workdir = shard_jobs(tmp_path)
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     try:
         actors = [ray.remote(num_cpus=1)(ShardActor).remote() for _ in range(2)]

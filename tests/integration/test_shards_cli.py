@@ -62,6 +62,9 @@ def test_ray_actors_on_a_running_cluster_give_the_unsharded_bytes_and_key(unshar
     finally:
         head.terminate()  # `ray start --block` stops the head's processes when it is terminated
         head.wait(timeout=60)
+        recorded = Path("/tmp/ray/ray_current_cluster")  # `ray start` leaves its address there for ray.init()
+        if recorded.is_file() and recorded.read_text().strip().endswith(f":{port}"):
+            recorded.unlink()
     assert result == unsharded
 
 

@@ -41,7 +41,8 @@ def test_concurrent_submitit_jobs_compute_a_shared_node_once(tmp_path):
 
 
 def test_a_seed_sweep_runs_each_job_as_a_ray_task(tmp_path):
-    proc = run_cli("-m", *SL, "seed=1,2", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
+    proc = run_cli("-m", *SL, "seed=1,2", "hydra/launcher=ray", "+hydra.launcher.ray.init.address=local",
+                   "+hydra.launcher.ray.init.num_cpus=2",
                    "+hydra.launcher.ray.init._node_ip_address=127.0.0.1", home=tmp_path, check=True)
     assert "_run_job pid=" in proc.stdout + proc.stderr  # the jobs' output comes back from Ray workers
     plans = job_plans(tmp_path)
