@@ -41,8 +41,13 @@ def test_local_workers_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
     assert sharded(tmp_path, "pipeline.sl_data.executor=local") == unsharded
 
 
-def test_ray_actors_on_a_cluster_cai_starts_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
-    assert sharded(tmp_path, *RAY) == unsharded
+def test_ray_actors_on_a_cluster_cai_starts_give_the_unsharded_bytes_and_key_after_an_actor_dies(unsharded, tmp_path):
+    """Shard 1's actor is killed mid-shard: a new actor runs it again (retries=1), resuming its file."""
+    args = [*SL, "pipeline.sl_data.shards=3", "pipeline.sl_data.chunk_size=1", *RAY, "executors.ray.retries=1"]
+    out = run_killing_shard_1(tmp_path, args)
+    assert "shard 1 of 3 failed; running again (attempt 2 of 2)" in out, out
+    node = plan_of(subprocess.CompletedProcess([], 0, out, ""))["sl_data"]
+    assert (node["key"], (Path(node["path"]) / "data.jsonl").read_bytes()) == unsharded
 
 
 def test_ray_actors_on_a_running_cluster_give_the_unsharded_bytes_and_key(unsharded, tmp_path):
@@ -104,20 +109,26 @@ def test_a_killed_worker_costs_only_its_shard(unsharded, tmp_path):
     assert merged.read_bytes() == (Path(whole["path"]) / "data.jsonl").read_bytes()
 
 
+def run_killing_shard_1(home: Path, args: list) -> str:
+    """Run cai, SIGKILL shard 1's worker once it has written a chunk, and return the run's output (exit 0 expected)."""
+    env = {**os.environ, "CAI_HOME": str(home), "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list((home / "store" / ".partial").glob("*/shards/1of3")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(wait_for_rows(next((home / "store" / ".partial").glob("*/shards/1of3")), proc), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    return out
+
+
 def test_submitit_jobs_give_the_unsharded_bytes_and_a_killed_job_is_resubmitted(unsharded, tmp_path):
     """executor slurm through submitit's local executor: shard 1's job is killed once, resubmitted, and the merge
     still has the unsharded bytes."""
     args = [*SL, "pipeline.sl_data.shards=3", "pipeline.sl_data.executor=slurm", "pipeline.sl_data.chunk_size=1",
             "executors.slurm.cluster=local", "executors.slurm.gpus_per_task=0", "executors.slurm.cpus_per_task=1"]
-    env = {**os.environ, "CAI_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while not list((tmp_path / "store" / ".partial").glob("*/shards/1of3")) and time.time() < deadline:
-        time.sleep(0.05)
-    os.kill(wait_for_rows(next((tmp_path / "store" / ".partial").glob("*/shards/1of3")), proc), signal.SIGKILL)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
+    out = run_killing_shard_1(tmp_path, args)
     assert "shard 1 of 3 failed; running again (attempt 2 of 2)" in out, out
     node = plan_of(subprocess.CompletedProcess([], 0, out, ""))["sl_data"]
     assert (node["key"], (Path(node["path"]) / "data.jsonl").read_bytes()) == unsharded
