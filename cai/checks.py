@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cai.errors import CaiError, first_line
 
-POSITIVE = ("chunk_size", "revisions", "log_every")
+POSITIVE = ("chunk_size", "revisions", "log_every", "shards")
 """Integer fields that must be >= 1 wherever a stage has them."""
 
 
@@ -26,6 +26,10 @@ def check_node(node_cfg: DictConfig, schema: type, where: str) -> None:
             raise CaiError(f"{where}.{name}: must be >= 1, got {node_cfg[name]}")
     if node_cfg.get("sampling") is not None:
         check_sampling(node_cfg.sampling, f"{where}.sampling")
+    if node_cfg.get("executor") is not None:
+        from cai.executors import check_executor
+
+        check_executor(node_cfg.executor, f"{where}.executor")
 
 
 def check_keys(node_cfg: DictConfig, schema: type, where: str) -> None:

@@ -25,6 +25,19 @@ def print_plan(plan: List[Any], statuses: Dict[str, str], store: Any) -> None:
     console.print(table)
 
 
+def print_shards(rows: List[Dict[str, Any]]) -> None:
+    """The shard plan: per sharded node, shards, examples each, executor and resources (cai.shard_plan)."""
+    if not rows:
+        return
+    table = Table(title="shards", title_justify="left")
+    for column in ("node", "shards", "examples", "each", "executor", "resources"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        total = "?" if row["examples"] is None else str(row["examples"])
+        table.add_row(row["node"], str(row["shards"]), total, row["per_shard"], row["executor"], row["resources"])
+    console.print(table)
+
+
 def headline(metrics: Dict[str, Any], count: int = 4) -> str:
     """The first few scalar metrics, formatted short."""
     items = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]

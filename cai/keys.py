@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-NON_SEMANTIC = {"log_every", "num_samples", "launcher", "progress", "chunk_size", "shards", "executor"}
+NON_SEMANTIC = {"log_every", "num_samples", "launcher", "machines", "progress", "chunk_size", "shards", "executor"}
 """Node fields that change how a stage runs or reports, not what it produces: left out of node keys."""
 MODEL_FIELDS_NOT_IN_KEY = {"max_batch_tokens", "max_batch_size", "api_key_env"}
 """Model spec fields that change how requests are batched or authenticated, not the bytes produced."""

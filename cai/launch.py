@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Tuple
 
 from omegaconf import OmegaConf
 
+from cai.accelerate_launch import accelerate_configs, plan_lines
 from cai.errors import CaiError
 from cai.registry import get_stage
 from cai.stage_api import Input, StageContext, log
@@ -26,13 +27,6 @@ from cai.store import read_json, write_json
 
 LAUNCHERS = ("inprocess", "subprocess", "accelerate")
 TAIL_LINES = 40
-
-
-def accelerate_configs() -> Dict[str, Path]:
-    """The shipped accelerate configs by name (conf/accelerate/*.yaml)."""
-    from cai.paths import conf_dir
-
-    return {p.stem: p for p in sorted((conf_dir() / "accelerate").glob("*.yaml"))}
 
 
 def check_launcher(node_cfg, where: str) -> None:
@@ -43,17 +37,23 @@ def check_launcher(node_cfg, where: str) -> None:
     if node_cfg.launcher == "accelerate" and node_cfg.accelerate_config not in configs:
         raise CaiError(f"{where}.accelerate_config: {node_cfg.accelerate_config!r} unknown; available: "
                        f"{', '.join(configs)} (conf/accelerate/)")
-    if node_cfg.launcher != "inprocess":
+    machines = int(node_cfg.get("machines") or 1)
+    if machines < 1 or (machines > 1 and node_cfg.launcher != "accelerate"):
+        raise CaiError(f"{where}.machines: {machines} needs launcher=accelerate and is at least 1")
+    if node_cfg.launcher == "accelerate":
+        for line in plan_lines(node_cfg, "WORKDIR/launch.json"):
+            log.info("%s: launcher accelerate: %s", where, line)
+    elif node_cfg.launcher != "inprocess":
         log.info("%s: launcher %s: %s", where, node_cfg.launcher, shlex.join(command(node_cfg, "WORKDIR/launch.json")))
 
 
 def command(node_cfg, spec_file: Any) -> List[str]:
     """The child's command line (the same interpreter, so the same environment)."""
-    body = ["-m", "cai.launch", str(spec_file)]
     if node_cfg.launcher == "accelerate":
-        config = accelerate_configs()[node_cfg.accelerate_config]
-        return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), *body]
-    return [sys.executable, *body]
+        from cai.accelerate_launch import command as accelerate_command
+
+        return accelerate_command(node_cfg, str(spec_file))
+    return [sys.executable, "-m", "cai.launch", str(spec_file)]
 
 
 def run(ctx: StageContext, body: str) -> Dict[str, Any]:

@@ -15,7 +15,8 @@ from cai import graph
 from cai.graph import Node
 from cai.errors import CaiError
 from cai.report import write_report
-from cai.console import print_plan, print_summary
+from cai.shard_plan import shard_plan
+from cai.console import print_plan, print_shards, print_summary
 from cai.keys import semantic_config
 from cai.stage_api import Input, StageContext, log
 from cai.store import Store, read_json, write_json
@@ -50,9 +51,11 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
     check_constitution(cfg)
     plan = graph.plan(cfg)
     statuses = {n.name: node_status(n, store, cfg.cache.mode) for n in plan}
+    shards = shard_plan(plan, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "plan.json", plan_record(cfg, plan, statuses, store))
+    write_json(run_dir / "plan.json", {**plan_record(cfg, plan, statuses, store), "shards": shards})
     print_plan(plan, statuses, store)
+    print_shards(shards)
     if cfg.dry_run:
         return []
     results: List[NodeResult] = []
@@ -128,6 +131,7 @@ def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], 
     (workdir / "node.yaml").write_text(node_yaml(node))
     ctx = StageContext(node.name, node.cfg, stage_inputs(node, cfg, paths), workdir, Path(cfg.home).resolve(),
                        cfg.seed, node.context, engine_factory)
+    ctx.dispatch = {"key": node.key, "executors": cfg.get("executors")}  # where shards run (cai.shards); not keyed
     started = time.perf_counter()
     try:
         metrics = node.stage.fn(ctx) or {}

@@ -153,6 +153,70 @@ class CacheConfig:
 
 
 @dataclass
+class LocalExecutor:
+    """executor=local: worker processes on this machine, each with its own engine, reused across its shards."""
+
+    workers: Optional[int] = None
+    """null: one per visible GPU (CUDA_VISIBLE_DEVICES, else every GPU torch sees), else one per CPU core."""
+    gpus_per_worker: int = 1
+    """GPUs each worker sees (e.g. 2 for a tensor-parallel vLLM engine); ignored without GPUs."""
+    retries: int = 0
+    """Times a shard whose worker died is started again before the node fails naming it."""
+
+
+@dataclass
+class RayExecutor:
+    """executor=ray: one Ray actor per worker, each opening its engine once for all the shards it runs."""
+
+    address: Optional[str] = None
+    """An existing cluster (`auto`, `ray://head:10001`); null starts a local one (or joins RAY_ADDRESS)."""
+    actors: Optional[int] = None
+    """null: as many as the cluster's free resources allow, at most one per shard."""
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    """Resources each actor requests (1 per actor on a GPU cluster)."""
+    local_cpus: Optional[int] = None
+    """CPUs of a local cluster started here (null: every core); ignored when joining a cluster."""
+    init: Dict[str, Any] = field(default_factory=dict)
+    """Extra ray.init arguments (`+executors.ray.init.object_store_memory=...`)."""
+    retries: int = 0
+
+
+@dataclass
+class SlurmExecutor:
+    """executor=slurm: submitit jobs (one array job), each running its shards with one engine."""
+
+    cluster: str = "slurm"
+    """slurm, or local (submitit's local executor: the same jobs as processes on this machine, for tests)."""
+    partition: Optional[str] = None
+    time_min: int = 240
+    gpus_per_task: int = 1
+    cpus_per_task: int = 8
+    mem_gb: Optional[int] = None
+    jobs: Optional[int] = None
+    """Array tasks; null: one per shard."""
+    array_parallelism: int = 256
+    """How many array tasks Slurm runs at once."""
+    additional: Dict[str, Any] = field(default_factory=dict)
+    """Further sbatch options (account, qos, constraint, ...), as submitit's slurm_additional_parameters."""
+    setup: List[str] = field(default_factory=list)
+    """Shell lines run before each job (module load ..., source venv/bin/activate)."""
+    retries: int = 1
+    """Times a failed job (node failure, preemption, out of memory) is resubmitted before the node fails."""
+
+
+@dataclass
+class Executors:
+    """Where sharded stages run their shards (`pipeline.<node>.shards` > 1), and each executor's settings."""
+
+    default: str = "local"
+    """The executor of a sharded node whose own `executor` is null: local, ray, slurm or inprocess."""
+    local: LocalExecutor = field(default_factory=LocalExecutor)
+    ray: RayExecutor = field(default_factory=RayExecutor)
+    slurm: SlurmExecutor = field(default_factory=SlurmExecutor)
+
+
+@dataclass
 class RunConfig:
     """The composed run: the pipeline graph plus run-wide settings."""
 
@@ -171,4 +235,6 @@ class RunConfig:
     shared_dir: Optional[str] = None
     """The folder of upstream files read in place (evals, constitutions) by ${cai.shared:...}; null: $CAI_SHARED."""
     constitution: Constitution = field(default_factory=Constitution)
+    executors: Executors = field(default_factory=Executors)
+    """Where shards run (not part of any key)."""
     pipeline: Dict[str, Any] = field(default_factory=dict)

@@ -25,6 +25,19 @@ class StageConfig:
 
 
 @dataclass
+class ShardedStageConfig(StageConfig):
+    """Fields of stages that work through their examples one engine call at a time: they can run in shards."""
+
+    shards: int = 1
+    """Split the examples into this many shards (example i goes to shard i % shards), each its own unit of work with
+    its own resumable output and lock, merged in example order when all are done; 1 runs in the cai process as
+    before. Per-example seeds make the merge byte-identical to one shard (not part of the key)."""
+    executor: Optional[str] = None
+    """Where the shards run: local (a worker process per GPU or CPU slot), ray, slurm (submitit), or inprocess (one
+    after another in the cai process); null: the run-wide `executors.default` (not part of the key)."""
+
+
+@dataclass
 class Input:
     """A resolved input as a stage sees it."""
 
@@ -51,6 +64,9 @@ class StageContext:
     """Test seam: `(spec, home) -> Engine`; None uses the engine the model spec names."""
     engines_used: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     """slot -> what the engine opened for it describes (engine, version, dtype): recorded in lineage.json."""
+    dispatch: Dict[str, Any] = field(default_factory=dict)
+    """How sharded work runs (cai.shards): the node's key (for shard locks), its executor and the executors'
+    run-wide settings; filled in by the runner, never keyed."""
     _open: List[Any] = field(default_factory=list)
 
     def engine(self, slot: str):

@@ -34,7 +34,9 @@ def shared_home(tmp_path_factory) -> Path:
 
 def run_cli(*args: str, home: Path, timeout: int = 240, check: bool = False) -> subprocess.CompletedProcess:
     """Run `python -m cai ARGS` as a user would, with CAI_HOME set."""
-    env = {**os.environ, "CAI_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    # PYTHONPATH: processes the run starts (Ray workers, submitit jobs) import this checkout's cai too
+    env = {**os.environ, "CAI_HOME": str(home), "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.run([sys.executable, "-m", "cai", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:

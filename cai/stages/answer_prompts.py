@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from cai import sources
-from cai.chunks import resumable_chunks
 from cai.engines.base import GENERATE
 from cai.keys import example_seeds
 from cai.registry import stage
+from cai.shards import sharded_chunks
 from cai.schema import Sampling
-from cai.stage_api import StageConfig, StageContext
+from cai.stage_api import ShardedStageConfig, StageContext
 
 
 @dataclass
@@ -22,7 +22,7 @@ class AnswerPromptsInputs:
 
 
 @dataclass
-class AnswerPromptsConfig(StageConfig):
+class AnswerPromptsConfig(ShardedStageConfig):
     kind: str = "answer_prompts"
     inputs: AnswerPromptsInputs = field(default_factory=AnswerPromptsInputs)
     sampling: Sampling = field(default_factory=Sampling)
@@ -41,18 +41,19 @@ def answer_prompts(ctx: StageContext) -> Dict[str, Any]:
     cfg = ctx.cfg
     prompts, source_stats = sources.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
-    with ctx.engine("generator") as engine:
-        def answer(chunk):
-            chats = [[{"role": "user", "content": p["prompt"]}] for p in chunk]
-            answers = engine.generate(chats, cfg.sampling, example_seeds(ctx.seed, [p["id"] for p in chunk], "answer"))
-            return [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)]
-
-        records, rates = resumable_chunks(ctx, prompts, engine, answer)
+    records, rates = sharded_chunks(ctx, prompts, "generator", answer)
     export(records, ctx)
     empty = sum(1 for r in records if not r["answer"])
     return {"records": len(records), "empty_answers": empty,
             "mean_answer_chars": sum(len(r["answer"]) for r in records) / max(len(records), 1),
             "source": source_stats, **rates}
+
+
+def answer(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
+    """The generator's answer to each prompt of the chunk, seeded per prompt."""
+    chats = [[{"role": "user", "content": p["prompt"]}] for p in chunk]
+    answers = engine.generate(chats, ctx.cfg.sampling, example_seeds(ctx.seed, [p["id"] for p in chunk], "answer"))
+    return [dict(p, answer=a.strip()) for p, a in zip(chunk, answers)]
 
 
 def export(records: List[dict], ctx: StageContext) -> None:

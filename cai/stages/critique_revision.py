@@ -7,7 +7,6 @@ from typing import Any, Dict, List, Optional
 from omegaconf import OmegaConf
 
 from cai import sources
-from cai.chunks import resumable_chunks
 from cai.constitution import fewshot_chat, sample_principles, selected_ids
 from cai.critique.clean import clean_critique, clean_revision, pick_final
 from cai.critique.export import export_hf, write_samples
@@ -15,8 +14,9 @@ from cai.engines.base import GENERATE
 from cai.errors import CaiError
 from cai.keys import example_seeds, stable_rng
 from cai.registry import stage
+from cai.shards import sharded_chunks
 from cai.schema import Sampling
-from cai.stage_api import StageConfig, StageContext
+from cai.stage_api import ShardedStageConfig, StageContext
 
 
 @dataclass
@@ -28,7 +28,7 @@ class CritiqueRevisionInputs:
 
 
 @dataclass
-class CritiqueRevisionConfig(StageConfig):
+class CritiqueRevisionConfig(ShardedStageConfig):
     kind: str = "critique_revision"
     inputs: CritiqueRevisionInputs = field(default_factory=CritiqueRevisionInputs)
     sampling: Sampling = field(default_factory=Sampling)
@@ -69,12 +69,15 @@ def critique_revision(ctx: StageContext) -> Dict[str, Any]:
     cfg = ctx.cfg
     prompts, source_stats = sources.load_prompts(cfg.inputs.prompts, cfg.limit, cfg.shuffle, ctx.seed,
                                               cfg.max_prompt_chars)
-    prefix = fewshot_chat(ctx.context["exemplars"])
-    with ctx.engine("generator") as engine:
-        records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: run_chunk(chunk, prefix, ctx, engine))
+    records, rates = sharded_chunks(ctx, prompts, "generator", process_chunk)
     export_hf(records, ctx.workdir, ctx.context)
     write_samples(records, ctx.workdir / "samples.md", cfg.num_samples)
     return {**summarize(records), "source": source_stats, **rates}
+
+
+def process_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
+    """One chunk's records, with the constitution's few-shot exemplars before every prompt (runs in a shard too)."""
+    return run_chunk(chunk, fewshot_chat(ctx.context["exemplars"]), ctx, engine)
 
 
 def run_chunk(chunk: List[dict], prefix: List[dict], ctx: StageContext, engine) -> List[dict]:

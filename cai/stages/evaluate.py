@@ -27,8 +27,9 @@ from cai.feedback.context import fewshot_context
 from cai.feedback.scorer import check_choice_config, judge_needs
 from cai.keys import example_seeds
 from cai.registry import stage
+from cai.shards import sharded_chunks
 from cai.schema import Sampling
-from cai.stage_api import StageConfig, StageContext
+from cai.stage_api import ShardedStageConfig, StageContext
 
 SETS = ("redteam", "helpful")
 
@@ -51,7 +52,7 @@ class EvaluateInputs:
 
 
 @dataclass
-class EvaluateConfig(StageConfig):
+class EvaluateConfig(ShardedStageConfig):
     kind: str = "evaluate"
     inputs: EvaluateInputs = field(default_factory=EvaluateInputs)
     prompts: EvalPrompts = field(default_factory=EvalPrompts)
@@ -193,12 +194,14 @@ def select_prompts(ctx: StageContext, models: List[str]) -> Tuple[List[dict], Di
 
 
 def generate(ctx: StageContext, model: str, prompts: List[dict]) -> Dict[str, str]:
-    """The model's answer to every prompt (appended per chunk to answers.<model>.jsonl, so a rerun resumes)."""
-    def answer(chunk: List[dict]) -> List[dict]:
-        seeds = example_seeds(ctx.seed, [p["id"] for p in chunk], "answer")  # the same draws for every model
-        texts = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], ctx.cfg.sampling, seeds)
-        return [{"id": p["id"], "answer": t.strip()} for p, t in zip(chunk, texts)]
-
-    with ctx.engine(f"models.{model}") as engine:  # one compared model in memory at a time
-        rows, _ = resumable_chunks(ctx, prompts, engine, answer, "prompts", f"answers.{model}.jsonl")
+    """The model's answer to every prompt (appended per chunk to answers.<model>.jsonl, so a rerun resumes; in
+    `shards` shards on the node's executor when it has more than one). One compared model in memory at a time."""
+    rows, _ = sharded_chunks(ctx, prompts, f"models.{model}", answer, "prompts", f"answers.{model}.jsonl")
     return {r["id"]: r["answer"] for r in rows}
+
+
+def answer(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
+    """A compared model's answers to a chunk of prompts."""
+    seeds = example_seeds(ctx.seed, [p["id"] for p in chunk], "answer")  # the same draws for every model
+    texts = engine.generate([[{"role": "user", "content": p["prompt"]}] for p in chunk], ctx.cfg.sampling, seeds)
+    return [{"id": p["id"], "answer": t.strip()} for p, t in zip(chunk, texts)]

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
-from cai.chunks import read_jsonl, resumable_chunks
+from cai.chunks import read_jsonl
 from cai.constitution import pick_principles, selected_ids
 from cai.errors import CaiError
 from cai.feedback import labels
@@ -24,8 +24,9 @@ from cai.feedback.export import export, summarize
 from cai.feedback.scorer import Choice, check_choice_config, judge_needs, pair_choices, score_choices
 from cai.keys import example_seed, stable_rng
 from cai.registry import stage
+from cai.shards import sharded_chunks
 from cai.schema import Sampling
-from cai.stage_api import StageConfig, StageContext
+from cai.stage_api import ShardedStageConfig, StageContext
 
 PAIRINGS = ("all", "adjacent")
 DEBIAS = ("swap", "none")
@@ -40,7 +41,7 @@ class LabelPreferencesInputs:
 
 
 @dataclass
-class LabelPreferencesConfig(StageConfig):
+class LabelPreferencesConfig(ShardedStageConfig):
     kind: str = "label_preferences"
     inputs: LabelPreferencesInputs = field(default_factory=LabelPreferencesInputs)
     method: str = "logprob"
@@ -101,13 +102,11 @@ def label_preferences(ctx: StageContext) -> Dict[str, Any]:
     if not todo_all:
         raise CaiError(f"pipeline.{ctx.node}: no response pairs to label in {ctx.inputs['pairs'].path} "
                        f"({skipped} pairs of identical responses skipped)")
-    with ctx.engine("judge") as engine:
-        records, rates = resumable_chunks(ctx, todo_all, engine, lambda chunk: label_chunk(chunk, ctx, engine),
-                                          "comparisons")
+    records, rates = sharded_chunks(ctx, todo_all, "judge", label_chunk, "comparisons")
     export(records, ctx)
     return {**summarize(records), "skipped_identical_pairs": skipped, "method": cfg.method,
             "ensemble": cfg.ensemble, "debias": cfg.debias, "comparisons_per_s": rates["prompts_per_s"],
-            "scored_prompt_tokens": engine.stats.prompt_tokens, **rates}
+            "scored_prompt_tokens": rates["prompt_tokens"], **rates}
 
 
 def form_pairs(k: int, pairing: str) -> List[tuple]:

@@ -18,8 +18,8 @@ from cai.keys import example_seeds
 from cai.errors import CaiError
 from cai.registry import stage
 from cai.schema import Sampling
-from cai.stage_api import StageConfig, StageContext
-from cai.chunks import resumable_chunks
+from cai.stage_api import ShardedStageConfig, StageContext
+from cai.shards import sharded_chunks
 
 
 @dataclass
@@ -37,7 +37,7 @@ class SamplePairsInputs:
 
 
 @dataclass
-class SamplePairsConfig(StageConfig):
+class SamplePairsConfig(ShardedStageConfig):
     kind: str = "sample_pairs"
     inputs: SamplePairsInputs = field(default_factory=SamplePairsInputs)
     prompts: List[PromptSource] = field(default_factory=lambda: [PromptSource("cai://redteam"),
@@ -83,8 +83,7 @@ def check(node_cfg, where: str) -> None:
 def sample_pairs(ctx: StageContext) -> Dict[str, Any]:
     """`k` responses per prompt of the mix into data.jsonl, resuming an interrupted run."""
     prompts, used = select_prompts(ctx)
-    with ctx.engine("policy") as engine:
-        records, rates = resumable_chunks(ctx, prompts, engine, lambda chunk: answer(chunk, ctx, engine))
+    records, rates = sharded_chunks(ctx, prompts, "policy", answer)
     write_samples(records, ctx)
     return {**summarize(records), "sources": used, **rates}
 

@@ -53,7 +53,12 @@ class TrainingConfig(StageConfig):
     launcher: str = "subprocess"
     """inprocess | subprocess (a child process, memory freed after) | accelerate (not part of the key)."""
     accelerate_config: str = "cpu"
-    """conf/accelerate/<name>.yaml used by launcher=accelerate: cpu, multi_gpu, fsdp, deepspeed_zero3."""
+    """conf/accelerate/<name>.yaml used by launcher=accelerate: cpu, multi_cpu (2-process DDP on CPU), multi_gpu,
+    fsdp, deepspeed_zero3."""
+    machines: int = 1
+    """Nodes the accelerate launcher spans (launcher=accelerate): > 1 runs one `accelerate launch` per node of the
+    Slurm allocation through srun, machine rank and main address from the Slurm environment. Not part of the key,
+    like `launcher` (though the world size sets the effective batch)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, ~20-30% slower."""
     dtype: Optional[str] = None

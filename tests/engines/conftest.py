@@ -145,3 +145,18 @@ def vllm_spec():
     """SmolLM2 on the in-process vLLM engine (eager: a 16 s start-up instead of 60-90 s)."""
     needs_vllm()
     return smol_spec("vllm", engine_options={"max_model_len": 4096})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Tests on the vllm or openai engine params carry the vllm / server marker, so `-m` selects them (marks on a
+    fixture's params do not reach the test)."""
+    for item in items:
+        if "tests/engines/" not in str(item.fspath).replace("\\", "/"):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        values = {v for v in params.values() if isinstance(v, str)}
+        if "vllm" in values:
+            item.add_marker(pytest.mark.vllm)
+        if "openai" in values:
+            item.add_marker(pytest.mark.server)
