@@ -17,7 +17,7 @@ from cai.errors import CaiError, first_line
 log = logging.getLogger("cai")
 
 BUILTIN_STAGES = ("critique_revision", "answer_prompts", "sft", "dpo", "sample_pairs", "label_preferences",
-                  "feedback_accuracy", "reward_model", "rl", "evaluate")
+                  "feedback_accuracy", "judge_audit", "reward_model", "rl", "evaluate")
 BUILTIN_ENGINES = ("hf", "scripted")
 PLUGIN_GROUPS = {"cai.stages": [f"cai.stages.{n}" for n in BUILTIN_STAGES],
                  "cai.engines": [f"cai.engines.{n}" for n in BUILTIN_ENGINES]}

@@ -13,7 +13,8 @@ from cai.errors import CaiError, first_line
 
 SCHEMES = ("cai://", "file://", "hf://")
 PACKAGED = Path(__file__).resolve().parent / "data"
-OPTIONS = ("field", "format", "split", "config", "revision", "data_dir")
+OPTIONS = ("field", "format", "split", "config", "revision", "data_dir", "label")
+"""URI options; `label` (harmful or harmless) labels every row of an over-refusal set that has no label column."""
 
 
 @dataclass

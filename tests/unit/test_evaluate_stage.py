@@ -45,7 +45,8 @@ def make_ctx(tmp_path: Path, judge: ScriptedEngine, models=("good", "meh", "evas
     helpful.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"help {i}"}) + "\n" for i in range(6)))
     cfg = OmegaConf.structured(EvaluateConfig)
     settings = {"inputs.models": [f"models.{m}" for m in models], "prompts.redteam": f"file://{red}",
-                "prompts.helpful": f"file://{helpful}", "limit": 4, "chunk_size": 3, "bootstrap": 50, **overrides}
+                "prompts.helpful": f"file://{helpful}", "prompts.overrefusal": None, "audit": False, "limit": 4,
+                "chunk_size": 3, "bootstrap": 50, **overrides}
     for key, value in settings.items():
         OmegaConf.update(cfg, key, value)
     engines = {m: ScriptedEngine(SCRIPTS[m]) for m in models}
