@@ -144,3 +144,27 @@ def test_downstream_finds_every_node_that_rests_on_a_source():
                "eval": ["sft", "rl"], "sft": []}
     assert downstream(parents, {"prefs"}) == {"rm": ["prefs"], "rl": ["prefs"], "eval": ["prefs"]}
     assert downstream(parents, set()) == {}
+
+
+def test_the_console_summary_prints_each_verdict_and_flags_rows_resting_on_labels_at_chance(tmp_path):
+    from types import SimpleNamespace
+
+    from cai import console
+    from cai.graph import Ref
+
+    chance = {"items": 16, "accuracy": 0.5, "low": 0.28, "high": 0.72, "order_agreement": 0.0, "position_bias": -0.3}
+
+    def result(name, kind, inputs, metrics):
+        node = SimpleNamespace(name=name, stage=SimpleNamespace(name=kind),
+                               inputs={k: Ref("node", v, "x") for k, v in inputs.items()})
+        return SimpleNamespace(node=node, status="ran", seconds=1.0, metrics=metrics, path=tmp_path / name)
+
+    results = [result("sft", "sft", {}, {"train_loss": 1.0}),
+               result("prefs", "label_preferences", {"pairs": "sft"}, {"comparisons": 4, "audit": chance}),
+               result("rm", "reward_model", {"mixture.0": "prefs"}, {"eval_reward_accuracy": 0.5}),
+               result("rl", "rl", {"reward": "rm"}, {"final_reward": 0.1})]
+    with console.console.capture() as captured:
+        console.print_summary(results, tmp_path)
+    text = " ".join(captured.get().split())
+    assert "can the labels of prefs be trusted? AT CHANCE (known-answer accuracy 50%, 95% CI 28%-72%, n=16" in text
+    assert text.count("not evidence: labels of prefs at chance") == 2  # rm and rl, not sft or prefs itself
