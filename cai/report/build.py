@@ -65,6 +65,8 @@ def node_sections(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
         lines += training_section(node, run, plot_dir)
     if isinstance(node.metrics.get("reliability"), list):
         lines += accuracy_section(node, run, plot_dir)
+    if isinstance(node.metrics.get("audit"), dict) and node.metrics["audit"].get("items"):
+        lines += audit_section(node, run, plot_dir)
     if node.is_eval():
         lines += evaluation.eval_section(node, run, plot_dir)
     return lines
@@ -115,6 +117,18 @@ def accuracy_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
     head = ("accuracy", "mean_p_correct", "ece", "rows")
     return [f"## Feedback model accuracy: `{node.name}`", ""] + _scalars(node, head) + sections.image(
         path, run, f"{node.name} calibration")
+
+
+def audit_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
+    """The judge audit's calibration (the verdict itself opens the report)."""
+    audit = node.metrics["audit"]
+    path = plots.calibration_plot(audit.get("reliability") or [], f"{node.name} judge audit",
+                                  plot_dir / f"{node.name}_audit_calibration.png")
+    return [f"## Judge audit: `{node.name}`", "", f"{audit['items']} known-answer comparisons from "
+            f"`{audit.get('set', '?')}` ({audit.get('method', '?')}, ensemble {audit.get('ensemble', '?')}, debias "
+            f"{audit.get('debias', '?')}); each row with what every order scored is in `audit.jsonl` of the artifact; "
+            f"{audit.get('ties', 0)} ties. Verdict and numbers: the box at the top.", ""] + sections.image(
+        path, run, f"{node.name} judge audit calibration")
 
 
 def transcripts(run: RunView) -> List[str]:

@@ -64,6 +64,7 @@ def test_the_report_opens_with_the_verdicts_and_downstream_nodes_carry_the_cavea
         assert "**Not evidence:** this rests on labels from `prefs`" in body, section
     assert "**At chance:** these labels are no better than a coin" in text.split("## Soft preference labels")[1][:300]
     assert "**Not evidence:**" not in text.split("## SL-CAI revisions")[1].split("##")[0]
+    assert "## Judge audit: `prefs`" not in text  # the handmade audits hold no reliability table: no plot to draw
 
 
 def test_a_judge_at_chance_in_eval_and_one_grading_its_own_labels_are_called_out(tmp_path):
