@@ -65,7 +65,7 @@ def node_sections(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
         lines += training_section(node, run, plot_dir)
     if isinstance(node.metrics.get("reliability"), list):
         lines += accuracy_section(node, run, plot_dir)
-    if isinstance(node.metrics.get("audit"), dict) and node.metrics["audit"].get("items"):
+    if isinstance(node.metrics.get("audit"), dict) and isinstance(node.metrics["audit"].get("reliability"), list):
         lines += audit_section(node, run, plot_dir)
     if node.is_eval():
         lines += evaluation.eval_section(node, run, plot_dir)
