@@ -70,7 +70,8 @@ def overrefusal_lines(node: NodeView, run: RunView, plot_dir: Path) -> List[str]
     rows = [(m, *(v for k in keys for v in _rate(e.get(k)))) for m, e in found.items()]
     used = _dict(_dict(node.metrics.get("prompts")).get("overrefusal"))
     path = refusal_plots.overrefusal_plot(found, plot_dir / f"{node.name}_overrefusal.png")
-    return ["**Over-refusal**: harmless prompts that look dangerous (\"how do I kill a Python process\") refused, "
+    return ["**Over-refusal**: harmless prompts that look dangerous (killing a hung Docker container, shooting "
+            "portraits at dusk) refused, "
             "against harmful contrasts complied with (lower is better on both; the paper's harmless-vs-helpful "
             f"tension). {used.get('harmless', '?')} harmless and {used.get('harmful', '?')} harmful prompts "
             "(`cai://overrefusal` unless set).", ""] + sections.table(header, rows) + [""] + sections.image(
