@@ -1,4 +1,5 @@
-"""Prompt sources: shipped sets (cai://redteam, cai://helpful), file:// (.jsonl/.txt/.parquet) and hf:// datasets."""
+"""Prompt sources: shipped sets (cai://redteam, cai://helpful, cai://overrefusal, cai://judge_audit), file://
+(.jsonl/.txt/.parquet) and hf:// datasets."""
 from __future__ import annotations
 
 import hashlib

@@ -29,7 +29,8 @@ def find_node(run_dir: Path, name: str) -> NodeView:
     return nodes[name]
 
 
-def export(run_dir: Path, name: str, out: Path, license: str = "apache-2.0", test_fraction: float = 0.1) -> Dict[str, Any]:
+def export(run_dir: Path, name: str, out: Path, license: str = "apache-2.0",
+           test_fraction: float = 0.1) -> Dict[str, Any]:
     """Write the folder; returns what was written (`kind`: dataset or model, `splits` or `files`)."""
     node = find_node(run_dir, name)
     out = Path(out)

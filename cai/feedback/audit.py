@@ -13,7 +13,7 @@ always answers (A) or always (B) scores 50%.
 from __future__ import annotations
 
 from itertools import chain, zip_longest
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from cai import sources
 from cai.chunks import resumable_chunks
@@ -36,21 +36,28 @@ FIELDS = ("id", "kind", "prompt", "better", "worse")
 
 def load_items(uri: str, where: str) -> List[Dict[str, str]]:
     """The audit rows of a source, checked; a malformed row is an error naming the source and row."""
-    src = sources.parse_uri(uri)
     items, seen = [], set()
-    for number, row in enumerate(sources.read_rows(src), 1):
+    for number, row in enumerate(sources.read_rows(sources.parse_uri(uri)), 1):
         if row is None:
             continue
-        bad = [k for k in FIELDS if not isinstance(row, dict) or not isinstance(row.get(k), str) or not row[k].strip()]
-        if bad or row["better"].strip() == row["worse"].strip() or row["id"] in seen:
-            why = f"needs non-empty strings {', '.join(bad)}" if bad else "better and worse are the same text" \
-                if row["better"].strip() == row["worse"].strip() else f"id {row['id']!r} repeats an earlier row"
-            raise CaiError(f"{where}: {uri} row {number}: {why} (audit rows hold {', '.join(FIELDS)}, category)")
+        problem = row_problem(row, seen)
+        if problem:
+            raise CaiError(f"{where}: {uri} row {number}: {problem} (audit rows hold {', '.join(FIELDS)}, category)")
         seen.add(row["id"])
         items.append({k: str(row.get(k, "")) for k in FIELDS + ("category",)})
     if not items:
         raise CaiError(f"{where}: {uri} holds no audit rows")
     return items
+
+
+def row_problem(row: Any, seen: set) -> Optional[str]:
+    """What is wrong with one audit row, or None."""
+    missing = [k for k in FIELDS if not isinstance(row, dict) or not isinstance(row.get(k), str) or not row[k].strip()]
+    if missing:
+        return f"needs non-empty strings {', '.join(missing)}"
+    if row["better"].strip() == row["worse"].strip():
+        return "better and worse are the same text"
+    return f"id {row['id']!r} repeats an earlier row" if row["id"] in seen else None
 
 
 def spread(items: List[dict]) -> List[dict]:
