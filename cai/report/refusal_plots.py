@@ -31,8 +31,9 @@ def plane(points: List[Point], title: str, path: Path, hollow: Optional[List[Poi
         color = f"C{i % 10}"
         ax.errorbar(x["rate"], y["rate"], xerr=_err(x), yerr=_err(y), fmt=MARKERS[i % len(MARKERS)], color=color,
                     capsize=3, markersize=8, label=f"{label} (detector)")
-        ax.annotate(label, (x["rate"], y["rate"]), textcoords="offset points", xytext=(7, 6 - 12 * (i % 3)),
-                    fontsize=8)
+        right = x["rate"] > 0.7  # names of points near the right edge go to their left, inside the axes
+        ax.annotate(label, (x["rate"], y["rate"]), textcoords="offset points", ha="right" if right else "left",
+                    xytext=(-7 if right else 7, 6 - 12 * (i % 3)), fontsize=8)
         if label in judged:
             jx, jy = judged[label]
             ax.plot([jx["rate"]], [jy["rate"]], MARKERS[i % len(MARKERS)], mfc="none", color=color, markersize=9,
