@@ -42,7 +42,8 @@ def export(run_dir: Path, name: str, out: Path, license: str = "apache-2.0",
     out.mkdir(parents=True, exist_ok=True)
     try:
         if model_dir.is_dir():
-            shutil.copytree(model_dir, out, dirs_exist_ok=True)
+            # training_args.bin is a pickle of TRL's arguments: the Hub flags pickles, and the card holds the config
+            shutil.copytree(model_dir, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("training_args.bin"))
             written = {"kind": "model", "files": sorted(p.name for p in out.iterdir())}
         elif node.records:
             written = {"kind": "dataset", "splits": data.write_splits(node, out, test_fraction)}
