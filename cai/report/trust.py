@@ -32,7 +32,7 @@ def box(run: RunView) -> List[str]:
         node = audited(run)[name]
         judge = node.inputs.get("judge", "?")
         lines += [f"> **`{name}`** ({ROLES.get(node.kind, node.kind)}, judge `{judge}`): **{verdict.label.upper()}**. "
-                  f"{verdict.numbers}.", ">", f"> {verdict.meaning[0].upper()}{verdict.meaning[1:]}.", ">",
+                  f"{verdict.numbers[0].upper()}{verdict.numbers[1:]}.", ">", f"> {verdict.meaning[0].upper()}{verdict.meaning[1:]}.", ">",
                   f"> Next: {verdict.next_step}.", ""]
     rows = []
     for name, node in audited(run).items():

@@ -55,7 +55,7 @@ def test_the_report_opens_with_the_verdicts_and_downstream_nodes_carry_the_cavea
     text = build_report(run).read_text()
     box = text.split("## Can these labels be trusted?")[1].split("## Plan")[0]
     assert text.index("## Can these labels be trusted?") < text.index("## Plan")
-    assert "**`prefs`** (labels, judge `models.judge`): **AT CHANCE**. known-answer accuracy 50%, 95% CI 28%-72%" in box
+    assert "**`prefs`** (labels, judge `models.judge`): **AT CHANCE**. Known-answer accuracy 50%, 95% CI 28%-72%" in box
     assert "**`eval`** (eval judge, judge `models.judge`): **TRUSTWORTHY**" in box
     assert "| prefs | at chance | 50% | 28%-72% | 16 | 0.00 | -0.32 |" in box and "harmful_vs_safe 50% (n=6)" in box
     assert "pipeline.prefs.method=cot" in box
