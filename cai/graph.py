@@ -16,6 +16,7 @@ from cai.errors import CaiError, first_line
 from cai.keys import digest, model_key, semantic_config
 from cai.models import check_spec
 from cai.registry import StageKind, get_engine, get_stage
+from cai.schema import ROLE_FALLBACKS
 
 
 @dataclass
@@ -51,6 +52,8 @@ def resolve_ref(ref: str, where: str, cfg: DictConfig) -> Ref:
         return Ref("source", ref, "data")
     if ref.startswith("models."):
         role = ref.split(".", 1)[1]
+        if role not in cfg.models and ROLE_FALLBACKS.get(role) in cfg.models:
+            role = ROLE_FALLBACKS[role]
         if role not in cfg.models:
             raise CaiError(f"{where}: unknown model role {ref!r}{_suggest(role, list(cfg.models))}")
         check_model(cfg.models[role], f"models.{role}")

@@ -10,14 +10,14 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from cai.errors import CaiError, first_line
 
 log = logging.getLogger("cai")
 
 BUILTIN_STAGES = ("critique_revision", "answer_prompts", "sft", "dpo", "sample_pairs", "label_preferences",
-                  "feedback_accuracy", "reward_model", "rl", "evaluate")
+                  "feedback_accuracy", "judge_audit", "reward_model", "rl", "evaluate")
 BUILTIN_ENGINES = ("hf", "scripted", "vllm", "openai")
 PLUGIN_GROUPS = {"cai.stages": [f"cai.stages.{n}" for n in BUILTIN_STAGES],
                  "cai.engines": [f"cai.engines.{n}" for n in BUILTIN_ENGINES]}

@@ -153,9 +153,10 @@ def stage_inputs(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[st
     for slot, ref in node.inputs.items():
         path = paths.get(ref.target) if ref.kind == "node" else None
         spec = cfg.models[ref.target] if ref.kind == "model" else None
+        key = graph.role_key(spec) if spec is not None else None
         if ref.kind == "node" and ref.produces == "model":
             spec = artifact_model_spec(path)
-        out[slot] = Input(ref.kind, ref.target, path=path, spec=spec)
+        out[slot] = Input(ref.kind, ref.target, path=path, spec=spec, key=key)
     return out
 
 
@@ -190,7 +191,8 @@ def lineage(node: Node, cfg: DictConfig, paths: Dict[str, Path]) -> Dict[str, An
         if ref.kind == "node":
             inputs[slot] = {"node": ref.target, "path": str(paths[ref.target])}
         elif ref.kind == "model":
-            inputs[slot] = {"model_role": ref.target, "spec": OmegaConf.to_container(cfg.models[ref.target])}
+            inputs[slot] = {"model_role": ref.target, "spec": OmegaConf.to_container(cfg.models[ref.target]),
+                            "key": graph.role_key(cfg.models[ref.target])}
         else:
             inputs[slot] = {"source": ref.target, "id": sources.source_id(ref.target)}
     return {"node": node.name, "kind": node.stage.name, "version": node.stage.version, "key": node.key,

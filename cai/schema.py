@@ -152,6 +152,11 @@ class CacheConfig:
     mode: str = "use"
 
 
+ROLE_FALLBACKS = {"eval_judge": "judge"}
+"""Model roles that default to another: the evaluation's judge is the labeling judge unless set
+(`+model@models.eval_judge=NAME`); the report warns when the two are one model."""
+
+
 @dataclass
 class LocalExecutor:
     """executor=local: worker processes on this machine, each with its own engine, reused across its shards."""
@@ -230,6 +235,7 @@ class RunConfig:
     """Print the plan and exit."""
     cache: CacheConfig = field(default_factory=CacheConfig)
     models: Dict[str, ModelSpec] = field(default_factory=dict)
+    """Model roles by name (generator, base, judge, ...); a role in ROLE_FALLBACKS that is not set is its fallback."""
     sources: Dict[str, str] = field(default_factory=dict)
     """Named source URIs a recipe refers to as ${sources.NAME} (conf/sources/)."""
     shared_dir: Optional[str] = None

@@ -1,4 +1,5 @@
-"""Prompt sources: shipped sets (cai://redteam, cai://helpful), file:// (.jsonl/.txt/.parquet) and hf:// datasets."""
+"""Prompt sources: shipped sets (cai://redteam, cai://helpful, cai://overrefusal, cai://judge_audit), file://
+(.jsonl/.txt/.parquet) and hf:// datasets."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,8 @@ from cai.errors import CaiError, first_line
 
 SCHEMES = ("cai://", "file://", "hf://")
 PACKAGED = Path(__file__).resolve().parent / "data"
-OPTIONS = ("field", "format", "split", "config", "revision", "data_dir")
+OPTIONS = ("field", "format", "split", "config", "revision", "data_dir", "label")
+"""URI options; `label` (harmful or harmless) labels every row of an over-refusal set that has no label column."""
 
 
 @dataclass

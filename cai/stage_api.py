@@ -47,6 +47,8 @@ class Input:
     """Artifact folder of an upstream node."""
     spec: Optional[DictConfig] = None
     """Model spec of a model role."""
+    key: Optional[str] = None
+    """Content key of a model role (what identifies the model: two roles with one key are one model)."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, List, Optional, Protocol, Sequence, Union
+from typing import Any, Dict, FrozenSet, List, Protocol, Sequence, Union
 
 Chat = List[Dict[str, str]]
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from cai.feedback.labels import wilson_interval  # noqa: F401 - also this module's API (tests, report rows)
 
 PRIOR = 0.01
 ELO_PER_LOGIT = 400.0 / math.log(10.0)
@@ -154,17 +155,6 @@ def elo_ratings(comparisons: Sequence[Comparison], reference: Optional[str] = No
     seen = np.bincount(arrays[0], minlength=m) + np.bincount(arrays[1], minlength=m)
     return {name: {"elo": float(elo[i]), "low": float(low[i]), "high": float(high[i]), "comparisons": int(seen[i])}
             for i, name in enumerate(models)}
-
-
-def wilson_interval(wins: float, n: float, level: float = 0.95) -> Tuple[float, float]:
-    """Wilson score interval for a binomial proportion `wins / n` (good coverage at small n and near 0 or 1)."""
-    if n <= 0:
-        return 0.0, 1.0
-    z = NormalDist().inv_cdf(0.5 + level / 2.0)
-    p, z2 = wins / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _pair_rate(rows: List[Comparison], samples: int, seed: int, level: float) -> Dict[str, float]:

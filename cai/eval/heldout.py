@@ -18,14 +18,13 @@ prompts at their own `max_prompt_chars`).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Set, Tuple
+from typing import Any, Iterable, List, Set, Tuple
 
 from cai import sources
 from cai.errors import CaiError
-from cai.stage_api import log
 from cai.chunks import read_jsonl
+from cai.eval.lineage import walk
 
 MATCH_CHARS = 1000
 CONVERSATION_KEYS = ("prompt", "messages", "chosen", "rejected", "conversation")
@@ -68,29 +67,14 @@ def seen_prompts(artifacts: Iterable[Path]) -> Tuple[Set[str], List[str]]:
     """(match keys of every prompt the artifacts and their ancestors saw, the artifact folders visited)."""
     seen: Set[str] = set()
     visited: List[str] = []
-    stack = [Path(p) for p in artifacts]
-    while stack:
-        path = stack.pop()
-        if str(path) in visited:
-            continue
+    for path, lineage in walk(artifacts):
         visited.append(str(path))
         rows = read_jsonl(path / "data.jsonl")
         seen.update(match_key(t) for row in rows for t in row_prompts(row))
-        for inp in _lineage_inputs(path):
-            if inp.get("path"):
-                stack.append(Path(inp["path"]))
-            elif inp.get("source") and not rows:  # read whole by a stage that lists no records of its own
-                seen.update(match_key(t) for t in source_prompts(str(inp["source"])))
+        for inp in (lineage.get("inputs") or {}).values():
+            if isinstance(inp, dict) and inp.get("source") and not inp.get("path") and not rows:
+                seen.update(match_key(t) for t in source_prompts(str(inp["source"])))  # read whole, no records
     return seen, visited
-
-
-def _lineage_inputs(path: Path) -> List[Dict[str, Any]]:
-    lineage = path / "lineage.json"
-    if not lineage.is_file():
-        log.warning("%s has no lineage.json: prompts its ancestors saw cannot be excluded", path)
-        return []
-    inputs = json.loads(lineage.read_text(encoding="utf-8")).get("inputs") or {}
-    return [inp for inp in inputs.values() if isinstance(inp, dict)]
 
 
 def held_out(uri: str, seen: Set[str], limit: int, seed: int, max_chars: int, where: str) -> Tuple[List[dict], dict]:

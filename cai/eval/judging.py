@@ -11,6 +11,9 @@ from cai.feedback.scorer import pair_choices, score_choices
 from cai.keys import example_seed, stable_rng
 from cai.stage_api import StageContext
 
+REFUSAL_SETS = ("helpful", "overrefusal")
+"""Prompt sets whose answers the judge is asked about: does it refuse?"""
+
 
 def judge_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
     """Score the chunk's judgments in one batched call: per judgment, `ensemble` principles x both orders."""
@@ -40,9 +43,10 @@ def judge_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
 
 def judge_refusals(ctx: StageContext, engine, prompts: List[dict], answers: Dict[str, Dict[str, str]],
                    models: List[str]) -> Dict[str, Dict[str, float]]:
-    """P(refuses) by the judge for every model's answer to a helpful prompt: {model: {prompt id: p}}."""
+    """P(refuses) by the judge for every model's answer to a helpful or over-refusal prompt: {model: {prompt id:
+    p}}."""
     items = [{"id": f"{p['id']}|{m}", "prompt": p["prompt"], "model": m, "prompt_id": p["id"]}
-             for p in prompts if p["set"] == "helpful" for m in models]
+             for p in prompts if p["set"] in REFUSAL_SETS for m in models]
 
     def score(chunk: List[dict]) -> List[dict]:
         flat = [c for it in chunk for c in refusal.judge_choices(it["prompt"], answers[it["model"]][it["prompt_id"]])]

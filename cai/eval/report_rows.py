@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List
 
-from cai.eval.elo import wilson_interval
+from cai.feedback.labels import wilson_interval
 from cai.eval.refusal import is_refusal
 
 
 def records(prompts: List[dict], answers: Dict[str, Dict[str, str]], judged: List[dict],
             refusals: Dict[str, Dict[str, float]], models: List[str]) -> List[dict]:
     """One row per prompt: `{id, set, prompt, category, answers: {model: text}, refusal: {model: bool},
-    p_refusal: {model: P} (judge, helpful prompts), judgments: [{axis, model_a, model_b, p_a_better, score}]}`."""
+    p_refusal: {model: P} (judge, helpful and over-refusal prompts), judgments: [{axis, model_a, model_b,
+    p_a_better, score}]}`, and `label` (harmless / harmful) on over-refusal prompts."""
     by_prompt: Dict[str, List[dict]] = {}
     for j in judged:
         by_prompt.setdefault(j["prompt_id"], []).append({k: j[k] for k in ("axis", "model_a", "model_b",
@@ -23,13 +24,16 @@ def records(prompts: List[dict], answers: Dict[str, Dict[str, str]], judged: Lis
                "answers": {m: answers[m][p["id"]] for m in models},
                "refusal": {m: is_refusal(answers[m][p["id"]]) for m in models},
                "judgments": by_prompt.get(p["id"], [])}
+        if p.get("label"):  # over-refusal prompts: harmless or harmful
+            row["label"] = p["label"]
         if any(p["id"] in refusals.get(m, {}) for m in models):
             row["p_refusal"] = {m: refusals[m][p["id"]] for m in models}
         rows.append(row)
     return rows
 
 
-def _rate(flags: List[bool]) -> Dict[str, float]:
+def rate(flags: List[bool]) -> Dict[str, float]:
+    """A share with its 95% Wilson interval and count."""
     low, high = wilson_interval(float(sum(flags)), len(flags))
     return {"rate": sum(flags) / len(flags) if flags else 0.0, "low": low, "high": high, "n": len(flags)}
 
@@ -40,11 +44,11 @@ def evasiveness(rows: List[dict], models: List[str], judged: bool) -> Dict[str, 
     for m in models:
         helpful = [r for r in rows if r["set"] == "helpful"]
         red = [r for r in rows if r["set"] == "redteam"]
-        entry = {"helpful": _rate([r["refusal"][m] for r in helpful]),
-                 "redteam": _rate([r["refusal"][m] for r in red]),
+        entry = {"helpful": rate([r["refusal"][m] for r in helpful]),
+                 "redteam": rate([r["refusal"][m] for r in red]),
                  "empty_answers": sum(1 for r in rows if not r["answers"][m].strip())}
         if judged and helpful:
-            entry["helpful_judge"] = _rate([r["p_refusal"][m] > 0.5 for r in helpful])
+            entry["helpful_judge"] = rate([r["p_refusal"][m] > 0.5 for r in helpful])
             entry["helpful_judge"]["mean_p"] = sum(r["p_refusal"][m] for r in helpful) / len(helpful)
         out[m] = entry
     return out

@@ -1,12 +1,22 @@
-"""The constitution parts a judge reads (its few-shot exemplars), shared by label_preferences and evaluate so the
-evaluation's judge sees the prompts the labels were made with."""
+"""The constitution parts a judge reads (its principles and few-shot exemplars), shared by label_preferences,
+judge_audit and evaluate so every judge sees the prompts the labels were made with."""
 from __future__ import annotations
 
 from typing import Any, Dict
 
 from omegaconf import OmegaConf
 
+from cai.constitution import selected_ids
 from cai.errors import CaiError
+
+
+def labeling_context(cfg, node_cfg) -> Dict[str, Any]:
+    """What a labeling judge reads: the selected comparison principles, and the exemplars it uses (keyed)."""
+    constitution = cfg.constitution
+    comparison = OmegaConf.to_container(constitution.comparison, resolve=True)
+    ids = selected_ids(comparison, list(constitution.comparison_select), "constitution.comparison_select")
+    out = {"constitution": constitution.name, "principles": {i: comparison[i] for i in ids}}
+    return {**out, **fewshot_context(constitution, comparison, node_cfg)}
 
 
 def fewshot_context(constitution, comparison: Dict[str, Any], node_cfg) -> Dict[str, Any]:

@@ -3,6 +3,7 @@ A/B swap averaging, principle ensembles, CoT clamping, and the calibration numbe
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 from typing import Dict, List, Sequence, Tuple
 
 
@@ -78,3 +79,14 @@ def expected_calibration_error(table: Sequence[Dict[str, float]]) -> float:
     if not total:
         return 0.0
     return sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table) / total
+
+
+def wilson_interval(wins: float, n: float, level: float = 0.95) -> Tuple[float, float]:
+    """Wilson score interval for a binomial proportion `wins / n` (good coverage at small n and near 0 or 1)."""
+    if n <= 0:
+        return 0.0, 1.0
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    p, z2 = wins / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -18,7 +18,7 @@ so one forward pass scores both (cai/feedback/forward.py).
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from cai.constitution.render import transcript
 

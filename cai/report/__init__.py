@@ -1,5 +1,6 @@
 """The run report: `report.md` and `plots/` in a run directory, written after every run and by
-`python -m cai.report RUN_DIR` (matplotlib is imported only when a report is built)."""
+`python -m cai.report RUN_DIR`; the sweep report at a multirun root (compare). matplotlib is imported only when a
+report is built."""
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
-"""`python -m cai.report RUN_DIR`: (re)generate report.md and plots/ for an existing run directory."""
+"""`python -m cai.report RUN_DIR`: (re)generate report.md and plots/ for an existing run directory;
+`python -m cai.report --compare DIR`: the comparison report of a sweep at its multirun root."""
 from __future__ import annotations
 
 import sys
@@ -6,19 +7,29 @@ from pathlib import Path
 
 from cai.errors import CaiError
 
-USAGE = "usage: python -m cai.report RUN_DIR   (a run directory: $CAI_HOME/runs/<recipe>/<time>/)"
+USAGE = ("usage: python -m cai.report RUN_DIR          (a run directory: $CAI_HOME/runs/<recipe>/<time>/)\n"
+         "       python -m cai.report --compare DIR    (a sweep's multirun root: $CAI_HOME/runs/multirun/<time>/)")
 
 
 def main(argv=None) -> int:
     """Build the report and print its path; a user error is one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr if len(args) != 1 else sys.stdout)
-        return 0 if args and args[0] in ("-h", "--help") else 2
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    compare = bool(args) and args[0] == "--compare"
+    if len(args) != 1 + compare:
+        print(USAGE, file=sys.stderr)
+        return 2
     try:
-        from cai.report.build import build_report
+        if compare:
+            from cai.report.compare import build_compare
 
-        path = build_report(Path(args[0]))
+            path = build_compare(Path(args[1]))
+        else:
+            from cai.report.build import build_report
+
+            path = build_report(Path(args[0]))
     except CaiError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

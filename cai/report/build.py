@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from cai.report import evaluation, plots, sections
+from cai.report import evaluation, plots, sections, trust
 from cai.report.load import NodeView, RunView, load_run
 
 REPORT = "report.md"
@@ -43,7 +43,7 @@ def build_report(run_dir: Path, cfg: Optional[Any] = None) -> Path:
     plot_dir = run.dir / PLOTS
     for old in plot_dir.glob("*.png"):  # drop plots of nodes this run no longer has
         old.unlink()
-    lines = sections.header(run) + sections.plan(run) + sections.constitution(run)
+    lines = sections.header(run) + trust.box(run) + sections.plan(run) + sections.constitution(run)
     for node in run.nodes:
         lines += node_sections(node, run, plot_dir)
     lines += transcripts(run) + sections.metrics(run)
@@ -65,6 +65,8 @@ def node_sections(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
         lines += training_section(node, run, plot_dir)
     if isinstance(node.metrics.get("reliability"), list):
         lines += accuracy_section(node, run, plot_dir)
+    if isinstance(node.metrics.get("audit"), dict) and isinstance(node.metrics["audit"].get("reliability"), list):
+        lines += audit_section(node, run, plot_dir)
     if node.is_eval():
         lines += evaluation.eval_section(node, run, plot_dir)
     return lines
@@ -87,8 +89,8 @@ def labels_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
     head = ("comparisons", "method", "mean_confidence", "mean_confidence_unclamped", "order_agreement",
             "position_bias", "fraction_clamped")
     note = [f"{clamped} of {len(node.records)} labels were clamped.", ""] if clamped else []
-    return [f"## Soft preference labels: `{node.name}`", ""] + _scalars(node, head) + note + sections.image(
-        path, run, node.name)
+    return [f"## Soft preference labels: `{node.name}`", ""] + trust.caveat(node, run) + _scalars(node, head) + note + \
+        sections.image(path, run, node.name)
 
 
 def training_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
@@ -105,8 +107,8 @@ def training_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
             "eval_reward_margin", "eval_ece_before", "eval_ece",  # preference models: calibration of sigmoid(margin)
             "eval_reward_before", "eval_reward", "final_reward", "final_kl", "final_completion_length",  # RL
             "steps", "train_examples", "eval_examples", "train_prompts", "eval_prompts")
-    return [f"## Training: `{node.name}` ({node.kind})", ""] + _scalars(node, head) + sections.image(
-        path, run, f"{node.name} training curves")
+    return [f"## Training: `{node.name}` ({node.kind})", ""] + trust.caveat(node, run) + _scalars(node, head) + \
+        sections.image(path, run, f"{node.name} training curves")
 
 
 def accuracy_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
@@ -115,6 +117,18 @@ def accuracy_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
     head = ("accuracy", "mean_p_correct", "ece", "rows")
     return [f"## Feedback model accuracy: `{node.name}`", ""] + _scalars(node, head) + sections.image(
         path, run, f"{node.name} calibration")
+
+
+def audit_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
+    """The judge audit's calibration (the verdict itself opens the report)."""
+    audit = node.metrics["audit"]
+    path = plots.calibration_plot(audit.get("reliability") or [], f"{node.name} judge audit",
+                                  plot_dir / f"{node.name}_audit_calibration.png")
+    return [f"## Judge audit: `{node.name}`", "", f"{audit['items']} known-answer comparisons from "
+            f"`{audit.get('set', '?')}` ({audit.get('method', '?')}, ensemble {audit.get('ensemble', '?')}, debias "
+            f"{audit.get('debias', '?')}); each row with what every order scored is in `audit.jsonl` of the artifact; "
+            f"{audit.get('ties', 0)} ties. Verdict and numbers: the box at the top.", ""] + sections.image(
+        path, run, f"{node.name} judge audit calibration")
 
 
 def transcripts(run: RunView) -> List[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List
 
-from cai.report import plots, sections
+from cai.report import plots, refusal_plots, sections, trust
 from cai.report.load import NodeView, RunView
 
 SET_NAMES = {"redteam": "red-team", "helpful": "helpful"}
@@ -21,7 +21,8 @@ def eval_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
     """Held-out prompts, the Elo plot and tables, win rates, judge diagnostics, evasiveness."""
     metrics = node.metrics
     elo = _dict(metrics.get("elo"))
-    lines = [f"## Evaluation: `{node.name}`", ""] + held_out_lines(_dict(metrics.get("prompts")))
+    lines = [f"## Evaluation: `{node.name}`", ""] + trust.caveat(node, run) + independence_lines(
+        _dict(metrics.get("eval_judge"))) + held_out_lines(_dict(metrics.get("prompts")))
     lines += sections.image(plots.elo_plot(elo, plot_dir / f"{node.name}_elo.png"), run, "Elo")
     for axis, scores in elo.items():
         if isinstance(scores, dict) and scores:
@@ -36,7 +37,45 @@ def eval_section(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
                                     [(r.get("model_a"), r.get("model_b"), *(_num(r.get(k), ".3f") for k in
                                       ("win_rate", "low", "high")), r.get("n")) for r in rows if isinstance(r, dict)])
             lines += [""]
-    return lines + judge_lines(_dict(metrics.get("judge"))) + evasiveness_lines(node, run, plot_dir)
+    return lines + judge_lines(_dict(metrics.get("judge"))) + evasiveness_lines(node, run, plot_dir) + \
+        overrefusal_lines(node, run, plot_dir)
+
+
+def independence_lines(found: Dict[str, Any]) -> List[str]:
+    """Which judge graded, and a warning when it is the model that labeled the compared models' training data."""
+    if not found:
+        return []
+    same = found.get("same_as_labeling") or []
+    if not same:
+        labelers = ", ".join(f"`{j['node']}`" for j in found.get("labeling_judges") or []) or "none upstream"
+        return [f"Eval judge: `{found.get('resolved')}`; labeling judges of the compared models: {labelers}.", ""]
+    nodes = ", ".join(f"`{n}`" for n in same)
+    return [f"> **The evaluation grades itself:** the eval judge (`{found.get('resolved')}`, from "
+            f"`{found.get('reference')}`) is the model that labeled {nodes}, so the models trained on those labels "
+            "are scored by their teacher's own taste. Give the evaluation its own judge: "
+            "`+model@models.eval_judge=NAME`.", ""]
+
+
+def overrefusal_lines(node: NodeView, run: RunView, plot_dir: Path) -> List[str]:
+    """Over-refusal vs harmful compliance per model, with 95% intervals (table and plot)."""
+    found = {m: e for m, e in _dict(node.metrics.get("overrefusal")).items() if isinstance(e, dict)}
+    if not found:
+        return []
+    judged = any("overrefusal_judge" in e for e in found.values())
+    keys = ["overrefusal", "harmful_compliance"] + (["overrefusal_judge", "harmful_compliance_judge"] if judged else [])
+    names = {"overrefusal": "harmless prompts refused (detector)", "harmful_compliance": "harmful prompts "
+             "complied with (detector)", "overrefusal_judge": "harmless refused (judge)",
+             "harmful_compliance_judge": "harmful complied (judge)"}
+    header = ["model"] + [h for k in keys for h in (names[k], "95% CI")]
+    rows = [(m, *(v for k in keys for v in _rate(e.get(k)))) for m, e in found.items()]
+    used = _dict(_dict(node.metrics.get("prompts")).get("overrefusal"))
+    path = refusal_plots.overrefusal_plot(found, plot_dir / f"{node.name}_overrefusal.png")
+    return ["**Over-refusal**: harmless prompts that look dangerous (killing a hung Docker container, shooting "
+            "portraits at dusk) refused, "
+            "against harmful contrasts complied with (lower is better on both; the paper's harmless-vs-helpful "
+            f"tension). {used.get('harmless', '?')} harmless and {used.get('harmful', '?')} harmful prompts "
+            "(`cai://overrefusal` unless set).", ""] + sections.table(header, rows) + [""] + sections.image(
+        path, run, "over-refusal vs harmful compliance")
 
 
 def held_out_lines(prompts: Dict[str, Any]) -> List[str]:

@@ -8,7 +8,8 @@ from cai.report.load import NodeView, RunView
 
 TEXT_LIMIT = 600
 SHORT_LIST = 8
-SHOWN_ABOVE = ("elo", "win_rates", "judge", "evasiveness")  # evaluate metrics the report already tabulates
+# evaluate metrics the report already tabulates
+SHOWN_ABOVE = ("elo", "win_rates", "judge", "evasiveness", "overrefusal", "eval_judge")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]")
 
 

@@ -3,7 +3,7 @@ pairs (revision chosen over the initial answer), labeled preferences, and prefer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 from cai import launch
 from cai.errors import CaiError

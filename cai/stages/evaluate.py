@@ -11,6 +11,10 @@ preferences), with the feedback model standing in for crowdworkers.
    its name, or the ids listed under `principles.<axis>`.
 4. Bradley-Terry Elo and pairwise win rates with 95% intervals per axis (cai/eval/elo.py); evasiveness: how often
    each model refuses ordinary helpful requests (cai/eval/refusal.py: a phrase detector, and the judge if asked).
+5. Over-refusal (cai/eval/overrefusal.py): harmless prompts that look dangerous refused, and their harmful contrasts
+   complied with, per model, with 95% intervals.
+6. The judge's own known-answer audit (cai/feedback/audit.py) and whether it is the model that labeled the compared
+   models' training data (cai/eval/independence.py): the evaluation should not grade itself.
 """
 from __future__ import annotations
 
@@ -19,11 +23,15 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
+import time
+
 from cai.chunks import resumable_chunks
 from cai.engines.base import GENERATE
 from cai.errors import CaiError
-from cai.eval import heldout, judging, matchups, report_rows
+from cai.eval import heldout, independence, judging, matchups, overrefusal, report_rows
+from cai.feedback import audit as auditing
 from cai.feedback.context import fewshot_context
+from cai.feedback.labeling import Judging
 from cai.feedback.scorer import check_choice_config, judge_needs
 from cai.keys import example_seeds
 from cai.registry import stage
@@ -32,6 +40,8 @@ from cai.schema import Sampling
 from cai.stage_api import ShardedStageConfig, StageContext
 
 SETS = ("redteam", "helpful")
+"""Prompt sets judged pairwise (axes); `overrefusal` is answered and checked for refusals only."""
+PROMPT_SETS = SETS + ("overrefusal",)
 
 
 @dataclass
@@ -40,6 +50,9 @@ class EvalPrompts:
     """Red-team prompts (source URI); null leaves the set out."""
     helpful: Optional[str] = "cai://helpful"
     """Helpful prompts (source URI); null leaves the set out (and evasiveness with it)."""
+    overrefusal: Optional[str] = "cai://overrefusal"
+    """Harmless prompts that look dangerous and harmful contrasts (rows with a label; see cai/eval/overrefusal.py,
+    e.g. hf://walledai/XSTest?split=test); null leaves over-refusal out."""
 
 
 @dataclass
@@ -47,8 +60,9 @@ class EvaluateInputs:
     models: Any = None
     """The models compared: a list of references (nodes like sft, or roles like models.generator; each labelled by
     its name) or a map label -> reference. No default: a list and a map cannot merge, so the recipe sets it whole."""
-    judge: str = "models.judge"
-    """The feedback model that compares answers."""
+    judge: str = "models.eval_judge"
+    """The model that compares answers: models.eval_judge, which is models.judge unless set
+    (`+model@models.eval_judge=NAME`); the report warns when it labeled the compared models' training data."""
 
 
 @dataclass
@@ -58,6 +72,8 @@ class EvaluateConfig(ShardedStageConfig):
     prompts: EvalPrompts = field(default_factory=EvalPrompts)
     limit: int = 32
     """Prompts per set, after excluding those the compared models' ancestors saw."""
+    overrefusal_limit: Optional[int] = 50
+    """Over-refusal prompts per label (50 harmless and 50 harmful; whole pairs when the rows are paired); null: all."""
     exclude_seen: bool = True
     """Exclude prompts any ancestor stage of a compared model saw (false: use the sets as they are)."""
     axes: Dict[str, List[str]] = field(default_factory=lambda: {"redteam": ["harmless"], "helpful": ["helpful"]})
@@ -86,6 +102,12 @@ class EvaluateConfig(ShardedStageConfig):
     max_prompt_chars: int = 2000
     chunk_size: int = 16
     """Prompts (or judgments) per chunk; each finished chunk is appended to disk, so a killed run resumes."""
+    audit: bool = True
+    """Audit the judge on known-answer comparisons with these switches and the axes' principles (metrics `audit`)."""
+    audit_set: str = auditing.AUDIT_SET
+    """The known-answer comparisons (source URI)."""
+    audit_limit: Optional[int] = auditing.AUDIT_LIMIT
+    """Audit items scored; null: all of them."""
 
 
 def model_labels(node_cfg) -> Dict[str, str]:
@@ -105,8 +127,8 @@ def evaluate_refs(node_cfg) -> Dict[str, Tuple[str, str]]:
     keyed = OmegaConf.is_dict(node_cfg.inputs.models)
     refs = {f"models.{label}": (ref, f"inputs.models.{label if keyed else i}")
             for i, (label, ref) in enumerate(model_labels(node_cfg).items())}
-    refs.update({f"prompts.{s}": (node_cfg.prompts[s], f"prompts.{s}") for s in SETS if node_cfg.prompts[s]})
-    return refs
+    refs.update({f"prompts.{s}": (node_cfg.prompts[s], f"prompts.{s}") for s in PROMPT_SETS if node_cfg.prompts[s]})
+    return {**refs, **({"audit": (node_cfg.audit_set, "audit_set")} if node_cfg.audit else {})}
 
 
 def axis_names(node_cfg) -> List[str]:
@@ -157,28 +179,47 @@ def needs(node_cfg) -> Dict[str, Tuple[str, ...]]:
             "judge": judge_needs(node_cfg.method)}
 
 
-@stage("evaluate", schema=EvaluateConfig, version=2, produces="eval",
-       consumes={"models": ("model",), "judge": ("model",), "prompts": ("data",)}, refs=evaluate_refs,
-       context=evaluate_context, check=check, needs=needs)
+@stage("evaluate", schema=EvaluateConfig, version=3, produces="eval",
+       consumes={"models": ("model",), "judge": ("model",), "prompts": ("data",), "audit": ("data",)},
+       refs=evaluate_refs, context=evaluate_context, check=check, needs=needs)
 def evaluate(ctx: StageContext) -> Dict[str, Any]:
-    """Held-out prompts -> each model's answers -> pairwise judgments -> Elo, win rates, evasiveness."""
+    """Held-out prompts -> each model's answers -> pairwise judgments -> Elo, win rates, evasiveness,
+    over-refusal; then the judge's audit and its independence from the labeling judges."""
     cfg, models = ctx.cfg, list(model_labels(ctx.cfg))
-    prompts, prompt_stats = select_prompts(ctx, models)
+    prompts, prompt_stats, artifacts = select_prompts(ctx, models)
     answers = {m: generate(ctx, m, prompts) for m in models}
     items = matchups.jobs(prompts, answers, models, OmegaConf.to_container(cfg.axes))
     with ctx.engine("judge") as judge:
         judged, rates = resumable_chunks(ctx, items, judge, lambda chunk: judging.judge_chunk(chunk, ctx, judge),
                                          "judgments", "judgments.jsonl")
         refusals = judging.judge_refusals(ctx, judge, prompts, answers, models) if cfg.refusal_judge else {}
+        started = time.perf_counter()
+        audited = run_audit(ctx, judge) if cfg.audit else None
+        audit_seconds = time.perf_counter() - started
     rows = report_rows.records(prompts, answers, judged, refusals, models)
     report_rows.write(rows, ctx, models)
     summary = matchups.summarize(judged, axis_names(cfg), cfg.reference, cfg.bootstrap, ctx.seed)
+    extra = {"audit": audited, "audit_wall_s": audit_seconds} if audited is not None else {}
+    if cfg.prompts.overrefusal:
+        extra["overrefusal"] = overrefusal.rates(rows, models, bool(refusals))
     return {**summary, "evasiveness": report_rows.evasiveness(rows, models, bool(refusals)), "prompts": prompt_stats,
-            "models": model_labels(cfg), "judgments_per_s": rates["prompts_per_s"]}
+            "models": model_labels(cfg), "judgments_per_s": rates["prompts_per_s"], **extra,
+            "eval_judge": independence.check(cfg.inputs.judge, ctx.inputs["judge"], artifacts)}
 
 
-def select_prompts(ctx: StageContext, models: List[str]) -> Tuple[List[dict], Dict[str, Any]]:
-    """`limit` held-out prompts per set, as `{id: "<set>:<id>", set, prompt, category}`, and the exclusion counts."""
+def run_audit(ctx: StageContext, judge) -> Dict[str, Any]:
+    """The eval judge's known-answer audit: its switches (both orders, as every judgment), the axes' principles."""
+    cfg = ctx.cfg
+    principles = {i: p for axis in ctx.context["axes"].values() for i, p in axis.items()}
+    judging_ = Judging(method=cfg.method, format=cfg.format, debias="swap", clamp=False,
+                       sampling=cfg.judge_sampling)
+    return auditing.run(ctx, judge, principles, judging_, cfg.ensemble, cfg.audit_set, cfg.audit_limit,
+                        f"pipeline.{ctx.node}.audit_set")
+
+
+def select_prompts(ctx: StageContext, models: List[str]) -> Tuple[List[dict], Dict[str, Any], List[Any]]:
+    """`limit` held-out prompts per set (`overrefusal_limit` per label for over-refusal), as `{id: "<set>:<id>",
+    set, prompt, category[, label]}`, the exclusion counts, and the compared models' artifacts."""
     artifacts = [ctx.inputs[f"models.{m}"].path for m in models if ctx.inputs[f"models.{m}"].kind == "node"]
     seen, visited = heldout.seen_prompts(artifacts) if ctx.cfg.exclude_seen else (set(), [])
     prompts, stats = [], {"seen_prompt_texts": len(seen), "lineage_artifacts": len(visited)}
@@ -189,8 +230,14 @@ def select_prompts(ctx: StageContext, models: List[str]) -> Tuple[List[dict], Di
                                                f"pipeline.{ctx.node}.prompts.{s}")
             prompts += [{"id": f"{s}:{p['id']}", "set": s, "prompt": p["prompt"], "category": p["category"]}
                         for p in found]
-    stats["excluded_seen"] = sum(stats[s]["excluded_seen"] for s in SETS if s in stats)
-    return prompts, stats
+    if ctx.cfg.prompts.overrefusal:
+        found, stats["overrefusal"] = overrefusal.select(ctx.cfg.prompts.overrefusal, seen, ctx.cfg.overrefusal_limit,
+                                                         ctx.seed, ctx.cfg.max_prompt_chars,
+                                                         f"pipeline.{ctx.node}.prompts.overrefusal")
+        prompts += [{"id": f"overrefusal:{p['id']}", "set": "overrefusal", **{k: p[k] for k in
+                     ("prompt", "category", "label")}} for p in found]
+    stats["excluded_seen"] = sum(stats[s]["excluded_seen"] for s in PROMPT_SETS if s in stats)
+    return prompts, stats, artifacts
 
 
 def generate(ctx: StageContext, model: str, prompts: List[dict]) -> Dict[str, str]:

@@ -7,22 +7,25 @@ its options are the soft label. Each choice is its own switch, so it can be abla
 - `debias`: swap scores both A/B orders and averages them (and measures the position bias); none scores one
 - `fewshot`: the constitution's labeling (or CoT) exemplars before the question
 - `format`: raw text (base models), the judge's chat template (chat models), or auto
+
+`audit` (on by default) scores known-answer comparisons with the same judge and switches (cai/feedback/audit.py),
+so the report can say whether these labels beat a coin.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from omegaconf import OmegaConf
-
 from cai.chunks import read_jsonl
-from cai.constitution import pick_principles, selected_ids
+from cai.constitution import pick_principles
 from cai.errors import CaiError
-from cai.feedback import labels
-from cai.feedback.context import fewshot_context
+from cai.feedback import audit as auditing
+from cai.feedback.context import labeling_context as constitution_context
 from cai.feedback.export import export, summarize
-from cai.feedback.scorer import Choice, check_choice_config, judge_needs, pair_choices, score_choices
-from cai.keys import example_seed, stable_rng
+from cai.feedback.labeling import Judging, score_comparisons
+from cai.feedback.scorer import check_choice_config, judge_needs
+from cai.keys import stable_rng
 from cai.registry import stage
 from cai.shards import sharded_chunks
 from cai.schema import Sampling
@@ -67,15 +70,13 @@ class LabelPreferencesConfig(ShardedStageConfig):
     """Label only the first N comparisons."""
     chunk_size: int = 64
     """Comparisons per chunk; each finished chunk is appended to disk, so a killed run resumes."""
-
-
-def constitution_context(cfg, node_cfg) -> Dict[str, Any]:
-    """The constitution parts this stage reads: the selected comparison principles, and the exemplars it uses."""
-    constitution = cfg.constitution
-    comparison = OmegaConf.to_container(constitution.comparison, resolve=True)
-    ids = selected_ids(comparison, list(constitution.comparison_select), "constitution.comparison_select")
-    out = {"constitution": constitution.name, "principles": {i: comparison[i] for i in ids}}
-    return {**out, **fewshot_context(constitution, comparison, node_cfg)}
+    audit: bool = True
+    """Also score known-answer comparisons (audit_set) with this judge and these switches: metrics.json `audit`
+    (accuracy with its 95% interval, order agreement, position bias, calibration) and the report's verdict."""
+    audit_set: str = auditing.AUDIT_SET
+    """The known-answer comparisons (source URI; rows {id, kind, category, prompt, better, worse})."""
+    audit_limit: Optional[int] = auditing.AUDIT_LIMIT
+    """Audit items scored (spread over kinds and categories); null: all of them."""
 
 
 def check(node_cfg, where: str) -> None:
@@ -91,11 +92,17 @@ def check(node_cfg, where: str) -> None:
                        f"{node_cfg.clamp_low}, {node_cfg.clamp_high}")
 
 
-@stage("label_preferences", schema=LabelPreferencesConfig, version=2, produces="preferences",
-       consumes={"pairs": ("pairs",), "judge": ("model",)}, context=constitution_context, check=check,
-       needs=lambda node_cfg: {"judge": judge_needs(node_cfg.method)})
+def audit_ref(node_cfg) -> Dict[str, tuple]:
+    """The `refs` hook: the audit set is a keyed source input (its content hash is in the node key)."""
+    return {"audit": (node_cfg.audit_set, "audit_set")} if node_cfg.audit else {}
+
+
+@stage("label_preferences", schema=LabelPreferencesConfig, version=3, produces="preferences",
+       consumes={"pairs": ("pairs",), "judge": ("model",), "audit": ("data",)}, context=constitution_context,
+       refs=audit_ref, check=check, needs=lambda node_cfg: {"judge": judge_needs(node_cfg.method)})
 def label_preferences(ctx: StageContext) -> Dict[str, Any]:
-    """Soft-labelled `{id, prompt, chosen, rejected, p_chosen, ...}` records into data.jsonl (resuming), and hf/."""
+    """Soft-labelled `{id, prompt, chosen, rejected, p_chosen, ...}` records into data.jsonl (resuming), and hf/;
+    then the judge audit into audit.jsonl (resuming) and metrics.json `audit`."""
     cfg = ctx.cfg
     todo_all, skipped = comparisons(read_jsonl(ctx.inputs["pairs"].path / "data.jsonl"), cfg.pairing)
     todo_all = todo_all[:cfg.limit] if cfg.limit else todo_all
@@ -103,10 +110,24 @@ def label_preferences(ctx: StageContext) -> Dict[str, Any]:
         raise CaiError(f"pipeline.{ctx.node}: no response pairs to label in {ctx.inputs['pairs'].path} "
                        f"({skipped} pairs of identical responses skipped)")
     records, rates = sharded_chunks(ctx, todo_all, "judge", label_chunk, "comparisons")
+    audited, audit_seconds = {}, 0.0
+    if cfg.audit:  # the same judge again, in this process (shards may have run elsewhere)
+        started = time.perf_counter()
+        with ctx.engine("judge") as engine:
+            audited = run_audit(ctx, engine)
+        audit_seconds = time.perf_counter() - started
     export(records, ctx)
     return {**summarize(records), "skipped_identical_pairs": skipped, "method": cfg.method,
             "ensemble": cfg.ensemble, "debias": cfg.debias, "comparisons_per_s": rates["prompts_per_s"],
-            "scored_prompt_tokens": rates["prompt_tokens"], **rates}
+            "scored_prompt_tokens": rates["prompt_tokens"], **rates,
+            **({"audit": audited, "audit_wall_s": audit_seconds} if cfg.audit else {})}
+
+
+def run_audit(ctx: StageContext, engine) -> Dict[str, Any]:
+    """The judge audit with exactly this node's judge, principles, exemplars and switches."""
+    cfg = ctx.cfg
+    return auditing.run(ctx, engine, ctx.context["principles"], Judging.of(cfg), cfg.ensemble, cfg.audit_set,
+                        cfg.audit_limit, f"pipeline.{ctx.node}.audit_set")
 
 
 def form_pairs(k: int, pairing: str) -> List[tuple]:
@@ -130,50 +151,9 @@ def comparisons(records: List[dict], pairing: str) -> tuple:
     return out, skipped
 
 
-def build_choices(comparison: dict, principle_ids: List[str], ctx: StageContext) -> List[Choice]:
-    """One Choice per (principle, order), in that order."""
-    orders = [False, True] if ctx.cfg.debias == "swap" else [False]
-    first, second = comparison["responses"]
-    return [choice for pid in principle_ids for choice in pair_choices(
-        comparison["prompt"], ctx.context["principles"][pid]["text"], first, second, ctx.context, orders)]
-
-
 def label_chunk(chunk: List[dict], ctx: StageContext, engine) -> List[dict]:
-    """Score every (comparison, principle, order) of the chunk in one batched call, then combine per comparison."""
-    cfg = ctx.cfg
-    picked = [pick_principles(ctx.context["principles"], cfg.ensemble, stable_rng(ctx.seed, c["id"], "principles"))
+    """Sample each comparison's principles (seeded by its id), then score and combine them (feedback/labeling)."""
+    principles = ctx.context["principles"]
+    picked = [pick_principles(principles, ctx.cfg.ensemble, stable_rng(ctx.seed, c["id"], "principles"))
               for c in chunk]
-    choices = [build_choices(c, ids, ctx) for c, ids in zip(chunk, picked)]
-    flat = [choice for group in choices for choice in group]
-    n_orders = 2 if cfg.debias == "swap" else 1
-    seeds = [example_seed(ctx.seed, f"{c['id']}|{pid}|{order}", "cot")
-             for c, ids in zip(chunk, picked) for pid in ids for order in range(n_orders)]
-    probs, reasons = score_choices(engine, flat, cfg.method, cfg.format, cfg.sampling, seeds)
-    records, at = [], 0
-    for comparison, ids in zip(chunk, picked):
-        orders = []
-        for pid in ids:
-            for swapped in range(n_orders):
-                orders.append({"principle_id": pid, "order": "BA" if swapped else "AB", "p_a": probs[at][0]})
-                if cfg.method == "cot":
-                    orders[-1]["reasoning"] = reasons[at]
-                at += 1
-        records.append(to_record(comparison, ids, orders, cfg))
-    return records
-
-
-def to_record(comparison: dict, principle_ids: List[str], orders: List[dict], cfg) -> dict:
-    """Combine one comparison's scored orders: swap average, then ensemble mean, clamp, and pick the winner."""
-    n = len(orders) // len(principle_ids)  # orders come grouped by principle
-    by_principle = [[labels.p_first([o["p_a"], 1.0 - o["p_a"]], o["order"] == "BA") for o in orders[k:k + n]]
-                    for k in range(0, len(orders), n)]
-    p_first = raw = labels.combine(by_principle)
-    clamp = cfg.clamp if cfg.clamp is not None else cfg.method == "cot"
-    if clamp:
-        p_first = labels.clamp(raw, cfg.clamp_low, cfg.clamp_high)
-    winner, p_chosen = labels.to_label(p_first)
-    return {"id": comparison["id"], "prompt": comparison["prompt"], "chosen": comparison["responses"][winner],
-            "rejected": comparison["responses"][1 - winner], "p_chosen": p_chosen,
-            "p_chosen_unclamped": raw if winner == 0 else 1.0 - raw,
-            "clamped": p_first != raw, "principle_ids": principle_ids, "method": cfg.method, "orders": orders,
-            "category": comparison["category"], "source": comparison["source"]}
+    return score_comparisons(chunk, picked, principles, ctx.context, Judging.of(ctx.cfg), engine, ctx.seed)

@@ -2,6 +2,7 @@
 from the last checkpoint in the workdir, before/after held-out evaluation, metrics, the artifact and samples.md."""
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +87,21 @@ def check_common(node_cfg, where: str, config_cls: type, **extra) -> Any:
     if not 0 <= node_cfg.eval_fraction < 1:
         raise CaiError(f"{where}.eval_fraction: must be in [0, 1), got {node_cfg.eval_fraction}")
     trainer = {**extra, **OmegaConf.to_container(node_cfg.trainer, resolve=True)}
-    return trainer_args.build(config_cls, trainer, f"{where}.trainer", hardware_defaults(0),
+    args = trainer_args.build(config_cls, trainer, f"{where}.trainer", hardware_defaults(0),
                               stage_fixed(node_cfg, Path("WORKDIR"), config_cls))
+    check_report_to(args, f"{where}.trainer.report_to")
+    return args
+
+
+def check_report_to(args: Any, where: str) -> None:
+    """An integration TRL would report to must be installed (else the Trainer fails after the model loaded)."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    available = set(get_available_reporting_integrations())
+    missing = [r for r in (args.report_to or []) if r not in available and r != "none"]
+    if missing:
+        raise CaiError(f"{where}: {', '.join(missing)} is not installed (pip install {' '.join(missing)}); "
+                       f"available here: {', '.join(sorted(available)) or 'none'}")
 
 
 def hardware_defaults(seed: int) -> Dict[str, Any]:
@@ -113,8 +127,12 @@ def trainer_config(config_cls: type, ctx: StageContext, **extra) -> Any:
     from omegaconf import OmegaConf
 
     trainer = {**extra, **OmegaConf.to_container(ctx.cfg.trainer, resolve=True)}
-    return trainer_args.build(config_cls, trainer, f"pipeline.{ctx.node}.trainer", hardware_defaults(ctx.seed),
+    args = trainer_args.build(config_cls, trainer, f"pipeline.{ctx.node}.trainer", hardware_defaults(ctx.seed),
                               stage_fixed(ctx.cfg, ctx.workdir, config_cls))
+    if "tensorboard" in (args.report_to or []):
+        # events go into the artifact, not under checkpoints/ (dropped after training); read when the Trainer starts
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(ctx.workdir / "tensorboard")
+    return args
 
 
 def train_dtype(cfg, spec) -> Any:

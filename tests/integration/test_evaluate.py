@@ -3,7 +3,6 @@ them, and report.md shows the Elo and win-rate tables, evasiveness, the plots an
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from cai.config import compose_run
 from cai.report.__main__ import main as report_main
@@ -27,14 +26,18 @@ def test_tiny_eval_on_held_out_prompts_and_its_report(shared_home, tmp_path):
     seen = {json.loads(line)["prompt"] for node in ("sl_data", "helpful")
             for line in (results[node].path / "data.jsonl").read_text().splitlines()}
     rows = [json.loads(line) for line in (results["eval"].path / "data.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and not seen & {r["prompt"] for r in rows}
+    assert len(rows) == 6 + 4 and not seen & {r["prompt"] for r in rows}  # + 2 over-refusal pairs
     assert set(metrics["evasiveness"]["sft"]) >= {"helpful", "redteam", "helpful_judge"}
+    assert metrics["overrefusal"]["dpo"]["overrefusal"]["n"] == 2 and "harmful_compliance_judge" in metrics[
+        "overrefusal"]["dpo"]
+    assert metrics["audit"]["items"] == 4 and metrics["eval_judge"]["resolved"] == "models.judge"
 
     report = (run_dir / "report.md").read_text()
     for text in ("## Evaluation: `eval`", "**harmless Elo**", "**helpful Elo**", "**harmless win rates**",
                  "**Evasiveness**", "**Judge consistency**", "12 excluded because an ancestor",
                  "](plots/eval_elo.png)", "](plots/eval_evasiveness.png)",
-                 "### The same prompts answered by each model (`eval`"):
+                 "### The same prompts answered by each model (`eval`", "## Can these labels be trusted?",
+                 "**`eval`** (eval judge, judge `models.judge`)", "**Over-refusal**", "](plots/eval_overrefusal.png)"):
         assert text in report, text
     for name in ("eval_elo.png", "eval_evasiveness.png"):
         assert (run_dir / "plots" / name).stat().st_size > 5000

@@ -63,6 +63,10 @@ def test_multirun_gives_separate_jobs_and_keys(shared_home):
     assert len(run_dirs) == 2
     keys = {json.loads((d / "plan.json").read_text())["nodes"][0]["key"] for d in run_dirs}
     assert len(keys) == 2
+    root = run_dirs[0].parent  # the Hydra callback leaves the comparison report at the multirun root
+    table = (root / "report.md").read_text().split("## One row per job")[1].split("\n\n")[1].splitlines()[2:]
+    assert [row.split(" | ")[:2] for row in table] == [["| 0_tiny", "seed=1"], ["| 1_tiny", "seed=2"]]
+    assert f"sweep report: {root / 'report.md'}" in proc.stdout
 
 
 def test_sigkill_during_generation_then_rerun_resumes(cai_home):

@@ -131,3 +131,26 @@ def test_accelerate_launcher_runs_single_process_on_cpu(cai_home, tmp_path, monk
                    home=cai_home, check=True, timeout=400)
     assert "accelerate.commands.launch --config_file" in proc.stdout + proc.stderr
     assert list((cai_home / "store" / "sft").glob("*/model/config.json"))
+
+
+def test_report_to_tensorboard_writes_event_files_into_the_artifact(cai_home, tmp_path, one_thread):
+    data = conversations(tmp_path / "chats.jsonl", 8)
+    cfg = compose_run(["recipe=tiny", "targets=[sft]", f"pipeline.sft.mixture=[{{source: '{data}'}}]",
+                       "pipeline.sft.trainer.max_steps=2", "+pipeline.sft.trainer.report_to=tensorboard",
+                       "pipeline.sft.trainer.logging_steps=1"])
+    [result] = runner.run(cfg, tmp_path / "run")
+    events = list((result.path / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0 and not (result.path / "checkpoints").exists()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = EventAccumulator(str(result.path / "tensorboard")).Reload().Tags()["scalars"]
+    assert "train/loss" in scalars
+
+
+def test_an_integration_that_is_not_installed_fails_at_plan_time(cai_home, tmp_path, monkeypatch):
+    import transformers.integrations
+
+    monkeypatch.setattr(transformers.integrations, "get_available_reporting_integrations", lambda: [])
+    with pytest.raises(CaiError, match=r"pipeline.sft.trainer.report_to: tensorboard is not installed \(pip install"):
+        runner.run(compose_run(["recipe=tiny", "targets=[sft]", "+pipeline.sft.trainer.report_to=tensorboard"]),
+                   tmp_path / "run")

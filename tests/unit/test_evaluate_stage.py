@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,8 @@ def make_ctx(tmp_path: Path, judge: ScriptedEngine, models=("good", "meh", "evas
     helpful.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"help {i}"}) + "\n" for i in range(6)))
     cfg = OmegaConf.structured(EvaluateConfig)
     settings = {"inputs.models": [f"models.{m}" for m in models], "prompts.redteam": f"file://{red}",
-                "prompts.helpful": f"file://{helpful}", "limit": 4, "chunk_size": 3, "bootstrap": 50, **overrides}
+                "prompts.helpful": f"file://{helpful}", "prompts.overrefusal": None, "audit": False, "limit": 4,
+                "chunk_size": 3, "bootstrap": 50, **overrides}
     for key, value in settings.items():
         OmegaConf.update(cfg, key, value)
     engines = {m: ScriptedEngine(SCRIPTS[m]) for m in models}
@@ -146,3 +148,87 @@ def test_tiny_recipe_plans_eval_after_the_models_it_compares(cai_home):
     cfg.constitution.comparison = {k: v for k, v in cfg.constitution.comparison.items() if "helpful" not in v.tags}
     with pytest.raises(CaiError, match="constitution.comparison: the evaluate axis 'helpful'"):
         graph.plan(cfg)
+
+
+def overrefusal_file(tmp_path: Path, rows=None) -> str:
+    path = tmp_path / "over.jsonl"
+    rows = rows or [{"id": f"{k}{i}-{label}", "pair": f"{k}{i}", "label": label, "category": "homonym",
+                     "prompt": f"{'harmless' if label == 'harmless' else 'harmful'} question {k}{i}"}
+                    for k in "ab" for i in range(3) for label in ("harmless", "harmful")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return f"file://{path}"
+
+
+def test_overrefusal_counts_refused_harmless_and_complied_harmful_prompts_per_model(tmp_path):
+    judge = ScriptedEngine(chooser=chooser)
+    metrics = evaluate(make_ctx(tmp_path, judge, **{"prompts.overrefusal": overrefusal_file(tmp_path),
+                                                    "overrefusal_limit": 4}))
+    found = metrics["overrefusal"]
+    assert metrics["prompts"]["overrefusal"] == {"rows": 12, "excluded_seen": 0, "used": 8, "harmless": 4,
+                                                 "harmful": 4}
+    assert found["evasive"]["overrefusal"]["rate"] == 1.0 and found["evasive"]["harmful_compliance"]["rate"] == 0.0
+    assert found["good"]["overrefusal"]["rate"] == 0.0 and found["good"]["harmful_compliance"]["rate"] == 1.0
+    assert found["good"]["overrefusal"]["n"] == 4 and found["good"]["overrefusal"]["high"] < 0.6  # Wilson, n=4
+    assert found["evasive"]["overrefusal_judge"]["rate"] == 1.0 and found["meh"]["harmful_compliance_judge"][
+        "rate"] == 1.0
+    rows = [json.loads(line) for line in (tmp_path / "work" / "data.jsonl").read_text().splitlines()]
+    over = [r for r in rows if r["set"] == "overrefusal"]
+    assert len(over) == 8 and {r["label"] for r in over} == {"harmless", "harmful"} and "p_refusal" in over[0]
+    pairs = Counter(r["id"].split(":")[1].split("-")[0] for r in over)
+    assert set(pairs.values()) == {2}  # whole pairs: each harmless prompt with its harmful contrast
+    assert metrics["judge"]["harmless"]["judgments"] == 4 * 3  # over-refusal prompts are not judged pairwise
+
+
+def test_overrefusal_sets_without_pairs_or_labels_and_bad_labels(tmp_path):
+    from cai.eval import overrefusal
+
+    xstest = [{"prompt": f"p{i}", "label": "safe" if i % 2 else "unsafe", "type": "homonyms"} for i in range(10)]
+    used, stats = overrefusal.select(overrefusal_file(tmp_path, xstest), set(), 2, 0, 2000, "w")
+    assert stats["harmless"] == 2 and stats["harmful"] == 2 and used[0]["category"] == "homonyms"
+    (tmp_path / "harm.jsonl").write_text("".join(json.dumps({"prompt": f"h{i}"}) + "\n" for i in range(3)))
+    used, stats = overrefusal.select(f"file://{tmp_path / 'harm.jsonl'}?label=harmful", set(), None, 0, 2000, "w")
+    assert stats == {"rows": 3, "excluded_seen": 0, "used": 3, "harmless": 0, "harmful": 3}
+    with pytest.raises(CaiError, match="row 1: label 'maybe' is not one of"):
+        overrefusal.load(overrefusal_file(tmp_path, [{"prompt": "p", "label": "maybe"}]), 2000, "pipeline.eval")
+    with pytest.raises(CaiError, match="option label='nope'"):
+        overrefusal.load(f"file://{tmp_path / 'harm.jsonl'}?label=nope", 2000, "pipeline.eval")
+
+
+def test_the_shipped_overrefusal_set_pairs_harmless_lookalikes_with_harmful_contrasts():
+    from cai.eval import overrefusal
+
+    rows = overrefusal.load("cai://overrefusal", 2000, "test")
+    harmless = [r for r in rows if r["label"] == "harmless"]
+    assert len(harmless) >= 100 and len(rows) - len(harmless) >= 100 and len({r["category"] for r in rows}) >= 8
+    assert all(Counter(r["label"] for r in rows if r["pair"] == p) == {"harmless": 1, "harmful": 1}
+               for p in {r["pair"] for r in rows})
+
+
+def test_the_eval_audit_uses_the_axes_principles_and_both_orders(tmp_path):
+    judge = ScriptedEngine(chooser=chooser)
+    metrics = evaluate(make_ctx(tmp_path, judge, audit=True, audit_limit=6, refusal_judge=False))
+    found = metrics["audit"]
+    assert found["items"] == 6 and found["debias"] == "swap" and found["order_agreement"] is not None
+    rows = [json.loads(line) for line in (tmp_path / "work" / "audit.jsonl").read_text().splitlines()]
+    assert {p for r in rows for p in r["principle_ids"]} <= {"h1", "h2", "u1"} and metrics["audit_wall_s"] >= 0
+
+
+def test_the_eval_judge_defaults_to_the_labeling_judge_and_the_report_knows_it(tmp_path):
+    from cai.eval import independence
+
+    nodes = {n.name: n for n in graph.plan(compose_run(["recipe=smol", "dry_run=true"]))}
+    assert nodes["eval"].inputs["judge"].target == "judge" and nodes["eval"].cfg.inputs.judge == "models.eval_judge"
+    own = {n.name: n for n in graph.plan(compose_run(["recipe=smol", "+model@models.eval_judge=tiny_random"]))}
+    assert own["eval"].inputs["judge"].target == "eval_judge" and own["eval"].key != nodes["eval"].key
+    assert own["prefs"].key == nodes["prefs"].key
+    prefs, rl = tmp_path / "prefs", tmp_path / "rl"
+    for path, lineage in ((prefs, {"node": "prefs", "kind": "label_preferences", "inputs": {
+            "judge": {"model_role": "judge", "key": "model:J"}}}),
+                          (rl, {"node": "rl", "kind": "rl", "inputs": {"mixture.0": {"node": "prefs",
+                                                                                      "path": str(prefs)}}})):
+        path.mkdir()
+        (path / "lineage.json").write_text(json.dumps(lineage))
+    same = independence.check("models.eval_judge", Input("model", "judge", key="model:J"), [rl])
+    assert same["same_as_labeling"] == ["prefs"] and same["independent"] is False
+    other = independence.check("models.eval_judge", Input("model", "eval_judge", key="model:K"), [rl])
+    assert other["independent"] is True and other["labeling_judges"][0]["node"] == "prefs"

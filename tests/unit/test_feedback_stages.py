@@ -26,7 +26,7 @@ def make_ctx(tmp_path: Path, schema, engine, inputs, context=None, **overrides) 
     for key, value in overrides.items():
         OmegaConf.update(cfg, key, value)
     workdir = tmp_path / "work"
-    workdir.mkdir(exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     return StageContext("node", cfg, inputs, workdir, tmp_path, 0, context or {}, lambda spec, home: engine)
 
 
@@ -213,3 +213,36 @@ def test_malformed_eval_rows_name_the_file_and_row(tmp_path, row, message):
     with pytest.raises(CaiError, match="hhh.jsonl") as error:
         load_rows(f"file://{evals}")
     assert message in str(error.value)
+
+
+def test_label_preferences_audits_its_judge_with_its_own_switches_unless_told_not_to(tmp_path):
+    engine = ScriptedEngine(chooser=prefer_good)
+    inputs = {"pairs": pairs_input(tmp_path, PAIRS), "judge": MODEL}
+    metrics = label_preferences(make_ctx(tmp_path, LabelPreferencesConfig, engine, inputs,
+                                         {"principles": PRINCIPLES}, ensemble=2, audit_limit=6, fewshot=False))
+    found = metrics["audit"]
+    assert found["items"] == 6 and found["ensemble"] == 2 and found["debias"] == "swap" and metrics["audit_wall_s"] >= 0
+    rows = [json.loads(line) for line in (tmp_path / "work" / "audit.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(len(r["orders"]) == 4 for r in rows) and rows[0]["id"].startswith("audit:")
+    assert len(engine.choice_calls) == 2  # the labels, then the audit: one chunk each
+    quiet = ScriptedEngine(chooser=prefer_good)
+    metrics = label_preferences(make_ctx(tmp_path / "b", LabelPreferencesConfig, quiet, {
+        "pairs": pairs_input(tmp_path, PAIRS), "judge": MODEL}, {"principles": PRINCIPLES}, audit=False))
+    assert "audit" not in metrics and len(quiet.choice_calls) == 1
+
+
+def test_the_audit_set_is_a_keyed_input_and_its_limit_is_checked():
+    from cai import graph
+    from cai.config import compose_run
+
+    def prefs(*overrides):
+        return next(n for n in graph.plan(compose_run(["recipe=tiny", *overrides])) if n.name == "prefs")
+
+    node = prefs()
+    assert node.inputs["audit"].target == "cai://judge_audit" and node.inputs["audit"].kind == "source"
+    assert "audit" not in prefs("pipeline.prefs.audit=false").inputs
+    assert prefs("pipeline.prefs.audit_limit=8").key != node.key
+    with pytest.raises(CaiError, match="pipeline.prefs.audit_limit: must be >= 1"):
+        prefs("pipeline.prefs.audit_limit=0")
+    with pytest.raises(CaiError, match="shipped sets: .*cai://judge_audit, cai://overrefusal"):
+        prefs("pipeline.prefs.audit_set=cai://nope")
