@@ -1,4 +1,5 @@
-"""`python -m cai recipe=NAME [key=value ...]` (or the `cai` command), and `-m ...` for Hydra multirun sweeps."""
+"""`python -m cai recipe=NAME [key=value ...]` (or the `cai` command), `-m ...` for Hydra multirun sweeps, and
+`cai store ls|verify|gc` for the artifact store."""
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,12 @@ def app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra."""
+    """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra;
+    `cai store ls|verify|gc` goes to cai.store_cli instead."""
+    if sys.argv[1:2] == ["store"]:
+        from cai.store_cli import main as store_main
+
+        sys.exit(store_main(sys.argv[2:]))
     try:
         check_recipe(sys.argv[1:])
         register_schemas()

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZE = ("none", "int8")
+MATERIALIZED = ("gguf_package", "tiny_random")
+"""Sources converted or built once into the store (store/model/<key>)."""
 WEIGHT_FIELDS = ("source", "id", "revision", "path", "package", "file")
 """What a converted checkpoint depends on: dtype or quantize settings reuse the same converted weights."""
 
@@ -46,12 +48,23 @@ def source_problem(spec: DictConfig) -> Optional[str]:
     return None
 
 
+def store_key(spec: DictConfig) -> Optional[str]:
+    """The store key of the checkpoint a gguf_package or tiny_random spec is converted into (None: other sources)."""
+    if spec.source not in MATERIALIZED:
+        return None
+    return digest(OmegaConf.to_container(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS)), resolve=True))
+
+
 def _materialize(spec: DictConfig, store: Store) -> Path:
-    """Build or convert the model once into the store (keyed by its spec) and reuse it after."""
-    key = digest(OmegaConf.to_container(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS)), resolve=True))
-    if store.is_done("model", key):
+    """Build or convert the model once into the store (keyed by its spec) and reuse it after; a damaged one (sizes
+    checked, hashed when small) is moved aside and built again."""
+    key = store_key(spec)
+    if store.is_done("model", key) and not store.check("model", key):
         return store.path("model", key) / "model"
     with store.lock(key):
+        if store.is_done("model", key) and store.check("model", key):
+            moved = store.quarantine("model", key)
+            log.error("model %s: the stored checkpoint is damaged (moved to %s); converting it again", key, moved)
         if not store.is_done("model", key):
             store.discard_partial(key)
             out = store.partial(key) / "model"
