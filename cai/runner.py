@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from cai import graph
+from cai import graph, security
 from cai.graph import Node
 from cai.errors import CaiError
 from cai.report import write_report
@@ -47,6 +47,8 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
         raise CaiError(f"cache.mode: {cfg.cache.mode!r} unknown; available: {', '.join(CACHE_MODES)}")
     home = Path(cfg.home).resolve()
     store = Store(home)
+    security.reject_targets(cfg)
+    security.reject_secrets(cfg)
     check_constitution(cfg)
     plan = graph.plan(cfg)
     statuses = {n.name: node_status(n, store, cfg.cache.mode) for n in plan}

@@ -89,6 +89,9 @@ def save_model(trainer: Any, tokenizer: Any, out: Path, options) -> None:
     """Write `out/` (weights, tokenizer, chat template): merged, or base + adapter."""
     if not options.enabled:
         trainer.save_model(str(out))  # gathers FSDP / ZeRO-3 shards; saves the tokenizer too
+        # TrainingArguments as a pickle: nothing reads it (node.yaml holds the config), and a published pickle
+        # invites torch.load on an artifact
+        (out / "training_args.bin").unlink(missing_ok=True)
         return
     if not trainer.is_world_process_zero():
         return
