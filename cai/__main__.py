@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cai.config import check_recipe, register_schemas
+from cai.config_files import check_user_configs
 from cai.errors import CaiError
 from cai.paths import PRIMARY, conf_dir
 
@@ -44,6 +45,7 @@ def main() -> None:
         sys.exit(store_main(sys.argv[2:]))
     try:
         check_recipe(sys.argv[1:])
+        check_user_configs(sys.argv[1:])
         register_schemas()
         config_path = str(conf_dir())
     except CaiError as err:
