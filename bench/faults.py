@@ -4,7 +4,8 @@ stage, rerun the same command, and compare with an uninterrupted run. Exit 1 on 
     python bench/faults.py --kinds all --kills 5 --seed 0 [--jobs 2] [--json results.json]
 
 Per kind: one uninterrupted `targets=[node]` run times the stage (from its "<node>: running <kind>" line to its
-DONE.json, and from its first output in .partial) and must equal the full reference run (determinism baseline).
+DONE.json, and from its first output in .partial: a JSONL row, or a complete checkpoint for training) and must
+equal the full reference run (determinism baseline).
 Then each kill waits for the stage's start line (even kills) or its first output (odd kills), sleeps a seeded
 random share of what is left of the stage, and SIGKILLs cai. A kill counts only if it landed inside the stage
 (started, not yet published); otherwise it is retried. After each kill every published artifact must verify; the
@@ -80,8 +81,8 @@ class Home:
 class Attempt:
     """One run of the node's command, watched: when the stage started, when it first wrote output."""
 
-    def __init__(self, home: Home, node: str):
-        self.home, self.node, self.lines, self.started, self.output = home, node, [], None, None
+    def __init__(self, home: Home, node: str, kind: str):
+        self.home, self.node, self.kind, self.lines, self.started, self.output = home, node, kind, [], None, None
         self.proc = subprocess.Popen(home.command(node), cwd=ROOT, env=home.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace")
         self.partial = home.store / ".partial" / home.plan[node]["key"]
@@ -97,7 +98,7 @@ class Attempt:
     def watch(self, until: str) -> Optional[float]:
         """Wait for the stage's start ("start") or first output ("output"); the time it came, None if it exited."""
         while self.proc.poll() is None:
-            if self.started is not None and self.output is None and _has_output(self.partial):
+            if self.started is not None and self.output is None and _has_output(self.partial, self.kind):
                 self.output = time.monotonic()
             moment = self.started if until == "start" else self.output
             if moment is not None:
@@ -111,10 +112,11 @@ class Attempt:
         return "".join(self.lines)
 
 
-def _has_output(partial: Path) -> bool:
-    """The stage wrote something beyond node.yaml (temp files of atomic writes do not count)."""
-    return partial.is_dir() and any(p.name != "node.yaml" and not p.name.endswith(checks.TMP_SUFFIX)
-                                    for p in partial.iterdir())
+def _has_output(partial: Path, kind: str) -> bool:
+    """The stage's first output: a complete checkpoint (training), or a row in a JSONL file (data)."""
+    if kind in checks.TRAINING:
+        return any(partial.glob("checkpoints/checkpoint-*/trainer_state.json"))
+    return any(p.stat().st_size > 0 for p in partial.glob("*.jsonl"))
 
 
 def reset(home: Home, node: str) -> None:
@@ -126,7 +128,7 @@ def reset(home: Home, node: str) -> None:
 def calibrate(home: Home, kind: str, node: str) -> Dict[str, object]:
     """An uninterrupted run of the node alone: the stage's length from its start and from its first output."""
     reset(home, node)
-    attempt = Attempt(home, node)
+    attempt = Attempt(home, node, kind)
     attempt.watch("output")
     while attempt.proc.poll() is None and not (home.artifact(node) / "DONE.json").is_file():
         time.sleep(0.01)
@@ -145,7 +147,7 @@ def kill_once(home: Home, kind: str, node: str, index: int, rng: random.Random, 
     for attempt_no in range(MAX_ATTEMPTS):
         reset(home, node)
         delay = rng.uniform(0, window[trigger])
-        attempt = Attempt(home, node)
+        attempt = Attempt(home, node, kind)
         moment = attempt.watch(trigger)
         if moment is not None:
             time.sleep(max(0.0, moment + delay - time.monotonic()))

@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from cai.config import compose_run
 from cai.engines.scripted import ScriptedEngine
@@ -67,6 +67,7 @@ def helpful_config():
     return compose_run(["recipe=tiny", "targets=[helpful]", "pipeline.helpful.limit=null"])
 
 
+@settings(max_examples=2 * settings().max_examples)  # a case costs a fraction of a second: twice as many
 @given(case=prompt_files())
 def test_a_prompt_file_runs_or_fails_naming_the_file(case):
     name, body, query = case
