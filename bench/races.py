@@ -27,6 +27,7 @@ from cai.store import Store  # noqa: E402
 
 SWEEPS = (["pipeline.rl.beta=0.05,0.1"], ["pipeline.rl.beta=0.1,0.2"])  # rl beta=0.1 and every node upstream shared
 RUNNING = re.compile(r"(\w+): running (\w+) \(key (\w+)\)")
+WAITING = re.compile(r"\w+: another job is computing (\w+); waiting")
 
 
 def start(home: Path, overrides: List[str]):
@@ -59,17 +60,29 @@ def leftovers(home: Path) -> Dict[str, int]:
             "owner_records": len(list((store.root / ".locks").glob("*.owner")))}
 
 
+def kill_holder(procs, store_root: Path, after: str = "sft"):
+    """Once one sweep waits for a key of node `after` or later that the other holds (its owner record says so),
+    SIGKILL the holder mid-stage; returns it (None if they never met)."""
+    seen_after = False
+    while all(p.poll() is None for p in procs):
+        for waiter, holder in (procs, procs[::-1]):
+            text = "".join(list(waiter.lines))
+            seen_after = seen_after or f"{after}: " in text
+            for key in WAITING.findall(text) if seen_after else []:
+                owner = store_root / ".locks" / f"{key}.owner"
+                if owner.is_file() and f'"pid": {holder.pid},' in owner.read_text():
+                    holder.send_signal(signal.SIGKILL)
+                    holder.wait()
+                    return holder
+        time.sleep(0.02)
+    return None
+
+
 def scenario(home: Path, kill: bool) -> Dict:
-    """Both sweeps at once; with `kill`, SIGKILL whichever holds sft's lock while the other waits for it, then
-    run the killed sweep again."""
+    """Both sweeps at once; with `kill`, SIGKILL whichever holds a lock the other waits for (from sft on, so it
+    dies training), then run the killed sweep again."""
     procs = [start(home, s) for s in SWEEPS]
-    killed = None
-    while kill and killed is None and all(p.poll() is None for p in procs):
-        waiting = [p for p in procs if any("sft: another job is computing" in line for line in list(p.lines))]
-        if waiting:
-            killed = next(p for p in procs if p is not waiting[0])
-            killed.send_signal(signal.SIGKILL)
-        time.sleep(0.05)
+    killed = kill_holder(procs, home / "store") if kill else None
     logs = [finish(p) for p in procs]
     codes, final = [p.returncode for p in procs], list(logs)  # final: the log of each sweep's last run
     if killed is not None:
