@@ -114,6 +114,9 @@ def check_folder(folder: Path, deep: Optional[bool] = None) -> List[str]:
         return [f"{folder / DONE}: unreadable ({type(err).__name__})"]
     if files is None:
         return []  # published before checksums were recorded: nothing to compare (`verify` lists it)
+    if not isinstance(files, dict) or not all(isinstance(f, dict) and {"size", "sha256"} <= set(f)
+                                              for f in files.values()):
+        return [f"{folder / DONE}: its file list is malformed"]
     if deep is None:
         deep = sum(f["size"] for f in files.values()) <= HASH_ON_READ_BYTES
     problems = []

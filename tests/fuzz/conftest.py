@@ -14,7 +14,7 @@ from tests.fuzz.outcomes import COUNTS
 COMMON = dict(deadline=None, database=None, derandomize=True, print_blob=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 settings.register_profile("ci", max_examples=12, **COMMON)
-settings.register_profile("readme", max_examples=250, **COMMON)
+settings.register_profile("readme", max_examples=150, **COMMON)
 settings.load_profile(os.environ.get("CAI_FUZZ_PROFILE", "ci"))
 
 

@@ -50,6 +50,8 @@ def test_a_missing_file_and_an_unreadable_done_json_are_problems(tmp_path):
     assert store.check("kind", "k") == [f"{final / 'hf' / 'state.json'}: missing"]
     (final / DONE).write_text('{"files": {"data.jso')
     assert "DONE.json: unreadable" in store.check("kind", "k")[0]
+    (final / DONE).write_text('{"files": {"data.jsonl": 12}}')
+    assert store.check("kind", "k") == [f"{final / DONE}: its file list is malformed"]
 
 
 def test_an_artifact_published_before_checksums_is_accepted(tmp_path):
