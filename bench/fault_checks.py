@@ -36,7 +36,8 @@ def snapshot(partial: Path) -> Dict[str, object]:
         return {"rows": {}, "checkpoints": []}
     rows = {p.name: jsonl_rows(p) for p in sorted(partial.glob("*.jsonl"))}
     done = [p.parent.name for p in partial.glob("checkpoints/checkpoint-*/trainer_state.json")]
-    return {"rows": {k: v for k, v in rows.items() if v}, "checkpoints": sorted(done, key=lambda n: int(n.split("-")[1]))}
+    return {"rows": {k: v for k, v in rows.items() if v},
+            "checkpoints": sorted(done, key=lambda n: int(n.split("-")[1]))}
 
 
 def published_problems(store_root: Path) -> List[str]:

@@ -229,7 +229,8 @@ def main() -> None:
     rows.sort(key=lambda r: kinds.index(r["kind"]))
     ok = summarize(rows)
     print(f"\n{sum(len(r['kills']) for r in rows)} kills in {time.perf_counter() - started:.0f} s "
-          f"({args.jobs} job{'s' if args.jobs > 1 else ''}, seed {args.seed}); {'all recovered and identical' if ok else 'FAILURES above'}")
+          f"({args.jobs} job{'s' if args.jobs > 1 else ''}, seed {args.seed}); "
+          + ("all recovered and identical" if ok else "FAILURES above"))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     if not args.keep:

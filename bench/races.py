@@ -108,12 +108,14 @@ def main() -> None:
           f"{'partials':>8} {'held':>4} {'records':>7}")
     ok = True
     for r in rows:
-        ok &= r["exit_codes"] == [0, 0] and r["jobs_completed"] == 4 and r["computed_twice"] == 0 and r["computed"] == r["planned"] and \
-            r["partials"] == r["held_locks"] == r["owner_records"] == 0 and (r["stale_lock_broken"] or not r["killed"])
+        ok &= r["exit_codes"] == [0, 0] and r["jobs_completed"] == 4 and r["computed_twice"] == 0
+        ok &= r["computed"] == r["planned"] and r["partials"] == r["held_locks"] == r["owner_records"] == 0
+        ok &= r["stale_lock_broken"] or not r["killed"]
         print(f"{r['scenario']:<22} {r['jobs_completed']:>7} {r['planned']:>5} {r['computed']:>8} "
               f"{r['computed_twice']:>5} {str(r['stale_lock_broken']):>10} {r['partials']:>8} {r['held_locks']:>4} "
               f"{r['owner_records']:>7}")
-    print(f"\n{time.perf_counter() - started:.0f} s; {'all jobs completed, nothing computed twice' if ok else 'FAILED'}")
+    verdict = "all jobs completed, nothing computed twice" if ok else "FAILED"
+    print(f"\n{time.perf_counter() - started:.0f} s; {verdict}")
     sys.exit(0 if ok else 1)
 
 

@@ -38,9 +38,9 @@ def app(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra;
-    `cai store ls|verify|gc` goes to cai.store_cli instead."""
+    `cai store ls|verify|gc` goes to cai.store.cli instead."""
     if sys.argv[1:2] == ["store"]:
-        from cai.store_cli import main as store_main
+        from cai.store.cli import main as store_main
 
         sys.exit(store_main(sys.argv[2:]))
     try:

@@ -2,8 +2,8 @@
 
 What the CLI shows decides the classes: while composing, Hydra prints its compact errors (composition and override
 parse errors, which carry OmegaConf's messages) and cai's CaiError as one message, anything else with a traceback;
-once the run has started, only a CaiError is printed as a message. So an exception of any other type, or an error message naming none of the case's keys, files or
-rows, counts as a crash and fails the test.
+once the run has started, only a CaiError is printed as a message. So an exception of any other type, or an error
+message naming none of the case's keys, files or rows, counts as a crash and fails the test.
 """
 from __future__ import annotations
 

@@ -30,8 +30,8 @@ SECTIONS = {"principle": "critique_revision", "comparison": "comparison", "exemp
 texts = st.one_of(st.text(max_size=30), st.just(""), st.just("   "), st.integers(1, 200_000).map(lambda n: "w " * n),
                   st.text(st.sampled_from("\u202e\u200b\u0301\U0001F600\ufffd\x1b\x07ab{}$"), max_size=20),
                   st.just("Identify ${nope.key} problems."))
-wrong = st.one_of(st.integers(), st.floats(allow_nan=True), st.booleans(), st.none(), st.lists(st.integers(), max_size=2),
-                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
+wrong = st.one_of(st.integers(), st.floats(allow_nan=True), st.booleans(), st.none(),
+                  st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
 
 
 @st.composite

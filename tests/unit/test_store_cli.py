@@ -8,7 +8,7 @@ import sys
 import time
 
 from cai.store import Store
-from cai.store_cli import main
+from cai.store.cli import main
 
 from tests.conftest import ROOT
 

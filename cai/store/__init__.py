@@ -3,12 +3,12 @@
     $CAI_HOME/store/<kind>/<key>/   DONE.json (each file's size and sha256), node.yaml, lineage.json, metrics.json,
                                     samples.md, data or model
     $CAI_HOME/store/.partial/<key>/ in flight; a rerun resumes from what is there
-    $CAI_HOME/store/.locks/<key>.lock, <key>.owner (who holds it; see cai.locks for the semantics)
+    $CAI_HOME/store/.locks/<key>.lock, <key>.owner (who holds it; see cai/store/locks.py for the semantics)
     $CAI_HOME/store/.corrupt/<kind>.<key>.<time>/   artifacts that failed verification, kept until `gc`
 
 Reading a published artifact verifies it (`Store.check`): every file's size always, and its sha256 when the whole
 artifact is at most HASH_ON_READ_BYTES (data artifacts; big checkpoints are hashed by `python -m cai.store verify`).
-Maintenance commands (gc, ls, verify): cai/store_cli.py.
+Maintenance commands (`python -m cai.store ls|verify|gc`): cai/store/cli.py.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from cai import locks
+from cai.store import locks
 from cai.errors import CaiError, first_line
 
 DONE = "DONE.json"
@@ -65,9 +65,10 @@ class Store:
     @contextlib.contextmanager
     def lock(self, key: str, wait_message: Optional[Callable[[], None]] = None,
              timeout: Optional[float] = None) -> Iterator[None]:
-        """Hold the key's file lock, so two jobs never compute the same node at once (cai.locks: an OS lock the
-        kernel releases when its holder dies, so a killed holder leaves nothing to clean up). `wait_message` is
-        called once if another process holds it; `timeout` (seconds, None: wait forever) raises CaiError."""
+        """Hold the key's file lock, so two jobs never compute the same node at once (cai/store/locks.py: an OS
+        lock the kernel releases when its holder dies, so a killed holder leaves nothing to clean up).
+        `wait_message` is called once if another process holds it; `timeout` (seconds, None: wait forever) raises
+        CaiError."""
         with locks.hold(self.root / ".locks" / key, wait_message=wait_message, timeout=timeout):
             yield
 
@@ -196,11 +197,3 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> Any:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
-
-
-if __name__ == "__main__":  # python -m cai.store gc|ls|verify
-    import sys
-
-    from cai.store_cli import main
-
-    sys.exit(main(sys.argv[1:]))
