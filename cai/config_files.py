@@ -69,7 +69,6 @@ def _entry_ok(entry) -> bool:
     if not isinstance(entry, dict) or len(entry) != 1:
         return False
     (key, value), = entry.items()
-    if not isinstance(key, str):
-        return False
-    options = value if isinstance(value, list) else [value]
-    return all(isinstance(o, str) or o is None for o in options)
+    if isinstance(value, list):  # a multi-select: option names only
+        return isinstance(key, str) and all(isinstance(o, str) for o in value)
+    return isinstance(key, str) and (isinstance(value, str) or value is None)  # `group: null` drops the group

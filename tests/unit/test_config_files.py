@@ -13,6 +13,7 @@ CASES = [(b"name: x\nkey: [unclosed\n", "not valid YAML at line 3, column 1"),
          (b"name: \xff\xfe\n", "not UTF-8 text (byte 6 is 0xff)"),
          (b"defaults:\n", "`defaults` must be a list"),
          (b"defaults:\n  - {a: 1, b: 2}\n", "`defaults` entry {'a': 1, 'b': 2}: expected `group: option`"),
+         (b"defaults:\n  - principle@critique_revision: [toxic, null]\n", "`defaults` entry {'principle@critique_"),
          (b"- a\n- b\n", "a config file holds a mapping (key: value), not a list")]
 
 
