@@ -8,7 +8,7 @@ DONE.json, and from its first output in .partial: a JSONL row, or a complete che
 equal the full reference run (determinism baseline).
 Then each kill waits for the stage's start line (even kills) or its first output (odd kills), sleeps a seeded
 random share of what is left of the stage, and SIGKILLs cai. A kill counts only if it landed inside the stage
-(started, not yet published); otherwise it is retried. After each kill every published artifact must verify; the
+(started, not yet published); otherwise it is retried with the range halved. After each kill every published artifact must verify; the
 rerun must exit 0, resume what was left (the log says so), leave no .partial or temp file, and publish an artifact
 that verifies, loads, and equals the reference (bench/fault_checks.py says what is compared).
 """
@@ -40,7 +40,7 @@ NODES = {"critique_revision": "sl_data", "answer_prompts": "helpful", "sample_pa
 # nodes checkpoint every step, so most kills find a checkpoint to resume from.
 EXTRA = ["+stage@pipeline.hhh=feedback_accuracy", "pipeline.hhh.chunk_size=4",
          *[f"pipeline.{n}.trainer.save_steps=1" for n in ("sft", "dpo", "rm", "rl")]]
-MAX_ATTEMPTS = 4  # per counted kill: a kill that lands after the stage is over is retried with a new moment
+MAX_ATTEMPTS = 6  # per counted kill: a kill that lands after the stage is over is retried, earlier each time
 
 
 def write_evals(path: Path) -> str:
@@ -143,10 +143,11 @@ def calibrate(home: Home, kind: str, node: str) -> Dict[str, object]:
 
 def kill_once(home: Home, kind: str, node: str, index: int, rng: random.Random, window: Dict) -> Dict:
     """One counted kill (retried until it lands inside the stage), then the rerun and every check."""
-    trigger = "start" if index % 2 == 0 else "output"
+    trigger, span = ("start" if index % 2 == 0 else "output"), 1.0
     for attempt_no in range(MAX_ATTEMPTS):
         reset(home, node)
-        delay = rng.uniform(0, window[trigger])
+        delay = rng.uniform(0, window[trigger] * span)
+        span /= 2  # landed after the stage ended: the calibrated window was long for this run, aim earlier
         attempt = Attempt(home, node, kind)
         moment = attempt.watch(trigger)
         if moment is not None:
