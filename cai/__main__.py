@@ -1,4 +1,5 @@
-"""`python -m cai recipe=NAME [key=value ...]` (or the `cai` command), and `-m ...` for Hydra multirun sweeps."""
+"""`python -m cai recipe=NAME [key=value ...]` (or the `cai` command), `-m ...` for Hydra multirun sweeps, and
+`cai store ls|verify|gc` for the artifact store."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cai.config import check_recipe, register_schemas
+from cai.config_files import check_user_configs
 from cai.errors import CaiError
 from cai.paths import PRIMARY, conf_dir
 
@@ -36,11 +38,17 @@ def app(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra."""
+    """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra;
+    `cai store ls|verify|gc` goes to cai.store.cli instead."""
+    if sys.argv[1:2] == ["store"]:
+        from cai.store.cli import main as store_main
+
+        sys.exit(store_main(sys.argv[2:]))
     # SIGTERM unwinds like Ctrl-C would, so engines close: vLLM's worker processes outlive a parent killed outright
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         check_recipe(sys.argv[1:])
+        check_user_configs(sys.argv[1:])
         register_schemas()
         config_path = str(conf_dir())
     except CaiError as err:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, List, Tuple
 
 from cai.stage_api import StageContext, log
+from cai.store import atomic_write
 
 
 def read_jsonl(path: Path) -> List[dict]:
@@ -30,13 +31,7 @@ def read_jsonl(path: Path) -> List[dict]:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     """Write rows to a temp file beside `path`, then rename it into place (never half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def resume_jsonl(path: Path) -> List[dict]:

@@ -67,8 +67,11 @@ def compose_run(overrides: Optional[List[str]] = None) -> DictConfig:
     """Compose the run config as `python -m cai` would, for tests and tools (no Hydra run dir)."""
     from hydra import compose, initialize_config_dir
 
+    from cai.config_files import check_user_configs
+
     overrides = list(overrides or [])
     check_recipe(overrides)
+    check_user_configs(overrides)
     register_schemas()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name=PRIMARY, overrides=overrides, return_hydra_config=True)

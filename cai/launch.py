@@ -112,8 +112,14 @@ def context_from(record: Dict[str, Any]) -> StageContext:
 
 
 def resolve(body: str) -> Callable:
-    """`module:function` -> the function."""
+    """`module:function` -> the function, from cai itself or a registered stage's package only (launch.json sits
+    in the store: what it names must not be able to import arbitrary code)."""
     module, _, name = body.partition(":")
+    from cai.registry import all_stages
+
+    allowed = {"cai"} | {kind.fn.__module__.split(".")[0] for kind in all_stages().values()}
+    if module.split(".")[0] not in allowed:
+        raise CaiError(f"training body {body!r}: not a module of cai or of a registered stage plugin")
     return getattr(importlib.import_module(module), name)
 
 

@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZE = ("none", "int8")
+MATERIALIZED = ("gguf_package", "tiny_random")
+"""Sources converted or built once into the store (store/model/<key>)."""
 WEIGHT_FIELDS = ("source", "id", "revision", "path", "package", "file")
+"""What a converted checkpoint depends on: dtype or quantize settings reuse the same converted weights."""
 TINY_BUILD = 2
 """Version of the tiny random model's architecture (2: head size 32, which vLLM's CPU attention supports)."""
-"""What a converted checkpoint depends on: dtype or quantize settings reuse the same converted weights."""
 
 
 def checkpoint(spec: DictConfig, home: Path) -> str:
@@ -48,15 +50,26 @@ def source_problem(spec: DictConfig) -> Optional[str]:
     return None
 
 
-def _materialize(spec: DictConfig, store: Store) -> Path:
-    """Build or convert the model once into the store (keyed by its spec) and reuse it after."""
+def store_key(spec: DictConfig) -> Optional[str]:
+    """The store key of the checkpoint a gguf_package or tiny_random spec is converted into (None: other sources)."""
+    if spec.source not in MATERIALIZED:
+        return None
     fields = OmegaConf.to_container(OmegaConf.masked_copy(spec, list(WEIGHT_FIELDS)), resolve=True)
     if spec.source == "tiny_random":
         fields["build"] = TINY_BUILD  # a new tiny architecture must not reuse an older store's build
-    key = digest(fields)
-    if store.is_done("model", key):
+    return digest(fields)
+
+
+def _materialize(spec: DictConfig, store: Store) -> Path:
+    """Build or convert the model once into the store (keyed by its spec) and reuse it after; a damaged one (sizes
+    checked, hashed when small) is moved aside and built again."""
+    key = store_key(spec)
+    if store.is_done("model", key) and not store.check("model", key):
         return store.path("model", key) / "model"
     with store.lock(key):
+        if store.is_done("model", key) and store.check("model", key):
+            moved = store.quarantine("model", key)
+            log.error("model %s: the stored checkpoint is damaged (moved to %s); converting it again", key, moved)
         if not store.is_done("model", key):
             store.discard_partial(key)
             out = store.partial(key) / "model"

@@ -6,12 +6,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from cai import graph
+from cai import graph, security
 from cai.graph import Node
 from cai.errors import CaiError
 from cai.report import write_report
@@ -19,7 +19,7 @@ from cai.shard_plan import shard_plan
 from cai.console import print_plan, print_shards, print_summary
 from cai.keys import semantic_config
 from cai.stage_api import Input, StageContext, log
-from cai.store import Store, read_json, write_json
+from cai.store import DISK_ERRNOS, Store, StoreWriteError, atomic_write, read_json, write_failure, write_json
 
 CACHE_MODES = ("use", "refresh", "off")
 
@@ -48,14 +48,20 @@ def run(cfg: DictConfig, run_dir: Path, engine_factory: Optional[Any] = None) ->
         raise CaiError(f"cache.mode: {cfg.cache.mode!r} unknown; available: {', '.join(CACHE_MODES)}")
     home = Path(cfg.home).resolve()
     store = Store(home)
+    security.reject_targets(cfg)
+    security.reject_secrets(cfg)
     check_constitution(cfg)
     plan = graph.plan(cfg)
     statuses = {n.name: node_status(n, store, cfg.cache.mode) for n in plan}
     shards = shard_plan(plan, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "plan.json", {**plan_record(cfg, plan, statuses, store), "shards": shards})
+    record = {**plan_record(cfg, plan, statuses, store), "shards": shards}
+    write_json(run_dir / "plan.json", record)
     print_plan(plan, statuses, store)
     print_shards(shards)
+    if record["trust_remote_code"]:
+        log.warning("trust_remote_code: true for %s: Python code from those models' repositories will run",
+                    ", ".join(record["trust_remote_code"]))
     if cfg.dry_run:
         return []
     results: List[NodeResult] = []
@@ -94,41 +100,85 @@ def config_dirs() -> List[Path]:
 
 
 def plan_record(cfg: DictConfig, plan: List[Node], statuses: Dict[str, str], store: Store) -> Dict[str, Any]:
-    """plan.json: nodes in order with kind, key, status, inputs and artifact path."""
-    return {"recipe": cfg.recipe_name, "seed": cfg.seed, "cache_mode": cfg.cache.mode, "nodes": [
+    """plan.json: nodes in order with kind, key, status, inputs and artifact path; the models the plan loads with
+    `trust_remote_code` (their repositories' Python code runs), and the store keys of converted models (gc)."""
+    from cai.models import store_key
+
+    roles = sorted({ref.target for n in plan for ref in n.inputs.values() if ref.kind == "model"})
+    return {"recipe": cfg.recipe_name, "seed": cfg.seed, "cache_mode": cfg.cache.mode,
+            "trust_remote_code": [f"models.{r}" for r in roles if cfg.models[r].trust_remote_code],
+            "model_keys": {f"models.{r}": store_key(cfg.models[r]) for r in roles if store_key(cfg.models[r])},
+            "nodes": [
         {"node": n.name, "kind": n.stage.name, "key": n.key, "status": statuses[n.name],
          "inputs": dict(graph.describe_inputs(n)), "path": str(store.path(n.stage.name, n.key))} for n in plan]}
 
 
 def execute(node: Node, cfg: DictConfig, store: Store, paths: Dict[str, Path], run_dir: Path,
             engine_factory: Optional[Any]) -> NodeResult:
-    """Return the cached artifact, or compute it under the key's lock and publish it atomically."""
+    """Return the cached artifact once verified, or compute it under the key's lock and publish it atomically."""
     kind, key, mode = node.stage.name, node.key, cfg.cache.mode
     if mode == "off":
         workdir = Path(tempfile.mkdtemp(prefix=f"{node.name}-", dir=run_dir))
         return compute(node, cfg, workdir, paths, engine_factory, publish=None)
     if mode == "use" and store.is_done(kind, key):
-        return NodeResult(node, "cached", store.path(kind, key), metrics=_read_metrics(store.path(kind, key)))
+        hit, _ = lookup(node, store)
+        if hit:
+            return hit
     with store.lock(key, wait_message=lambda: log.info("%s: another job is computing %s; waiting", node.name, key)):
-        if mode == "use" and store.is_done(kind, key):  # computed by a concurrent job while we waited
-            return NodeResult(node, "cached", store.path(kind, key), metrics=_read_metrics(store.path(kind, key)))
+        if mode == "use" and store.is_done(kind, key):  # computed by a concurrent job while we waited, or damaged
+            hit, problems = lookup(node, store)
+            if hit:
+                return hit
+            moved = store.quarantine(kind, key)
+            log.error("%s: the stored artifact %s is damaged, so it is recomputed (moved to %s): %s", node.name,
+                      store.path(kind, key), moved, "; ".join(problems))
         if mode == "refresh":
             store.discard_partial(key)
         workdir = store.partial(key)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
             return compute(node, cfg, workdir, paths, engine_factory, publish=store)
-        except BaseException:
+        except BaseException as err:
             if {p.name for p in workdir.iterdir()} <= {"node.yaml"}:  # failed before any work: nothing to resume
                 store.discard_partial(key)
+            if is_write_failure(err):
+                raise StoreWriteError(f"pipeline.{node.name}: " + write_failure(failed_path(err, workdir), err)
+                                      + f"; the store is as it was, partial work stays in {workdir}") from None
             raise
+
+
+def lookup(node: Node, store: Store) -> Tuple[Optional[NodeResult], List[str]]:
+    """The published artifact as a cache hit if it verifies (cai.store: sizes, and hashes when small), else its
+    problems, each naming the file."""
+    kind, key = node.stage.name, node.key
+    problems = store.check(kind, key)
+    if problems:
+        return None, problems
+    return NodeResult(node, "cached", store.path(kind, key), metrics=_read_metrics(store.path(kind, key))), []
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """A full disk or a file size limit, however the library that was writing reported it."""
+    if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+        return True
+    if isinstance(err, (OSError, CaiError, KeyboardInterrupt)):  # a CaiError already names its path
+        return False
+    return any(os.strerror(code) in str(err) for code in DISK_ERRNOS)
+
+
+def failed_path(err: BaseException, workdir: Path) -> Path:
+    """The file a failed write was writing: the error's own filename, else the newest file in the workdir."""
+    if isinstance(err, OSError) and err.filename:
+        return Path(err.filename)
+    files = [p for p in workdir.rglob("*") if p.is_file()]
+    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else workdir
 
 
 def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], engine_factory: Optional[Any],
             publish: Optional[Store]) -> NodeResult:
     """Run the stage function in `workdir`, write the provenance files, then publish (DONE.json last)."""
     log.info("%s: running %s (key %s)", node.name, node.stage.name, node.key)
-    (workdir / "node.yaml").write_text(node_yaml(node))
+    atomic_write(workdir / "node.yaml", node_yaml(node))
     ctx = StageContext(node.name, node.cfg, stage_inputs(node, cfg, paths), workdir, Path(cfg.home).resolve(),
                        cfg.seed, node.context, engine_factory)
     ctx.dispatch = {"key": node.key, "executors": cfg.get("executors")}  # where shards run (cai.shards); not keyed
@@ -142,7 +192,7 @@ def compute(node: Node, cfg: DictConfig, workdir: Path, paths: Dict[str, Path], 
     write_json(workdir / "metrics.json", metrics)
     write_json(workdir / "lineage.json", {**lineage(node, cfg, paths), "engines": ctx.engines_used})
     if not (workdir / "samples.md").exists():
-        (workdir / "samples.md").write_text(f"# {node.name}\n\nThis stage writes no samples.\n")
+        atomic_write(workdir / "samples.md", f"# {node.name}\n\nThis stage writes no samples.\n")
     path = publish.publish(node.stage.name, node.key, {"node": node.name, "seconds": seconds}) if publish else workdir
     return NodeResult(node, "ran", path, seconds, metrics)
 

@@ -54,6 +54,20 @@ class ShardJob:
         return shard_folder(Path(self.record["workdir"]), self.shard, self.shards)
 
 
+def job_record(job: ShardJob) -> Dict[str, Any]:
+    """A job as JSON for a worker process: the process function by its `module:name` (resolved on the other side
+    from cai or a registered stage package only, never unpickled), the test seam left behind."""
+    fields = {k: getattr(job, k) for k in ("record", "slot", "items", "shard", "shards", "name", "what", "key")}
+    return {**fields, "process": f"{job.process.__module__}:{job.process.__qualname__}"}
+
+
+def job_from(record: Dict[str, Any]) -> ShardJob:
+    """The job a worker process was given (`job_record`)."""
+    from cai.launch import resolve
+
+    return ShardJob(**{**record, "process": resolve(record["process"])})
+
+
 def shard_folder(workdir: Path, shard: int, shards: int) -> Path:
     """workdir/shards/<i>of<K>: named by K too, so a rerun with another K never appends to a file of the old split."""
     return workdir / "shards" / f"{shard}of{shards}"

@@ -6,14 +6,13 @@ from __future__ import annotations
 import collections
 import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from cai.executors.base import ShardJob, failure, worker_env
+from cai.executors.base import ShardJob, failure, job_record, worker_env
 from cai.stage_api import log
 
 TAIL_LINES = 30
@@ -71,14 +70,14 @@ class Worker:
     def __init__(self, index: int, jobs: List[ShardJob], device: Optional[str], folder: Path, where: str,
                  count: int):
         self.index, self.jobs, self.device, self.where = index, jobs, device, where
-        self.spec, self.results = folder / f"worker{index}.pkl", folder / f"worker{index}.results.jsonl"
+        self.spec, self.results = folder / f"worker{index}.json", folder / f"worker{index}.results.jsonl"
         self.threads = max(1, (os.cpu_count() or 1) // count)
         self.tail: collections.deque = collections.deque(maxlen=TAIL_LINES)
         self.proc: Optional[subprocess.Popen] = None
 
     def start(self) -> None:
         """Write the jobs and start the process (its GPUs, its share of the CPU threads, exiting with us)."""
-        self.spec.write_bytes(pickle.dumps(self.jobs))
+        self.spec.write_text(json.dumps([job_record(job) for job in self.jobs], default=str), encoding="utf-8")
         self.results.unlink(missing_ok=True)
         extra = {"CAI_PARENT_PID": str(os.getpid()), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS",
                                                                                      str(self.threads))}

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import socket
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from cai.chunks import read_jsonl, resumable_chunks
 from cai.errors import CaiError
-from cai.executors.base import ShardJob, error_text, failure
+from cai.executors.base import ShardJob, error_text, failure, job_from
 from cai.stage_api import log
 from cai.store import Store, write_json
 
@@ -86,7 +85,7 @@ def run_jobs(jobs: List[ShardJob], on_result: Optional[Callable[[Dict[str, Any]]
 
 
 def main(argv: List[str]) -> None:
-    """The local executor's worker process: jobs from a pickle, one JSON line per finished shard."""
+    """The local executor's worker process: jobs from a JSON file, one JSON line per finished shard."""
     import logging
 
     from cai.launch import exit_with_parent
@@ -94,7 +93,7 @@ def main(argv: List[str]) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="[%(asctime)s][%(levelname)s] - %(message)s")
     if os.environ.get("CAI_PARENT_PID"):
         exit_with_parent(int(os.environ["CAI_PARENT_PID"]))
-    jobs = pickle.loads(Path(argv[0]).read_bytes())
+    jobs = [job_from(record) for record in json.loads(Path(argv[0]).read_text(encoding="utf-8"))]
     out = Path(argv[1])
 
     def record(result: Dict[str, Any]) -> None:

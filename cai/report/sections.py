@@ -46,6 +46,9 @@ def header(run: RunView) -> List[str]:
              f"- seed: {run.plan.get('seed', '?')}, cache mode: {run.plan.get('cache_mode', '?')}"]
     if run.overrides:
         lines.append("- overrides: " + " ".join(f"`{o}`" for o in run.overrides))
+    if run.plan.get("trust_remote_code"):
+        lines.append("- **trust_remote_code: true** for " + ", ".join(f"`{m}`" for m in run.plan["trust_remote_code"])
+                     + ": Python code from those models' repositories ran when they were loaded")
     return lines + [f"- regenerate: `python -m cai.report {run.dir}`", ""]
 
 

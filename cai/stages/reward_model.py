@@ -81,6 +81,7 @@ def as_dataset(pairs: List[dict], soft: bool, system_prompt: Optional[str]):
 def train(ctx: StageContext) -> Dict[str, Any]:
     """The stage body: the soft-label RewardTrainer on the mixed pairs, calibration before and after, model/ saved."""
     mixed, dropped = load_pairs(ctx)  # first: a data error fails before TRL's slow import
+    from transformers import set_seed
     from trl import RewardConfig
 
     from cai.models import load_tokenizer
@@ -90,6 +91,7 @@ def train(ctx: StageContext) -> Dict[str, Any]:
     tokenizer = load_tokenizer(spec, ctx.home, padding_side="right")
     args = common.trainer_config(RewardConfig, ctx)
     soft, system = ctx.cfg.soft_labels, spec.system_prompt
+    set_seed(args.seed)  # the new score head is drawn here, before the Trainer seeds: else it depends on the process
     trainer = SoftRewardTrainer(
         model=load_reward_model(spec, ctx.home, common.train_dtype(ctx.cfg, spec)), args=args,
         train_dataset=as_dataset(mixed.train, soft, system),

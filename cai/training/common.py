@@ -2,11 +2,12 @@
 from the last checkpoint in the workdir, before/after held-out evaluation, metrics, the artifact and samples.md."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import yaml
 
@@ -157,12 +158,29 @@ def last_checkpoint(folder: Path) -> Optional[Path]:
     return None
 
 
+@contextlib.contextmanager
+def unchanged_rng() -> Iterator[None]:
+    """Leave the random generators as they were (torch CPU and CUDA, numpy, random): an evaluation draws from them
+    (each DataLoader iterator takes a seed), and the training sampler's shuffle is drawn from what is left."""
+    import random
+
+    import numpy
+    import torch
+
+    states = random.getstate(), numpy.random.get_state()
+    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if torch.cuda.is_available() else []):
+        yield
+    random.setstate(states[0])
+    numpy.random.set_state(states[1])
+
+
 def fit(trainer: Any, ctx: StageContext) -> Dict[str, Any]:
     """Evaluate, train (resuming from the last checkpoint), evaluate again; return metrics and the log history."""
     before_file = ctx.workdir / "eval_before.json"
     has_eval = trainer.eval_dataset is not None and len(trainer.eval_dataset) > 0
     if has_eval and not before_file.is_file():  # kept in the workdir so a resumed run does not redo it
-        write_json(before_file, trainer.evaluate())
+        with unchanged_rng():  # a resumed run skips it: train() must start from the same random state either way
+            write_json(before_file, trainer.evaluate())
     resume = last_checkpoint(ctx.workdir / "checkpoints")
     if resume:
         log.info("%s: resuming from %s", ctx.node, resume.name)

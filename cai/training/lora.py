@@ -89,6 +89,9 @@ def save_model(trainer: Any, tokenizer: Any, out: Path, options) -> None:
     """Write `out/` (weights, tokenizer, chat template): merged, or base + adapter."""
     if not options.enabled:
         trainer.save_model(str(out))  # gathers FSDP / ZeRO-3 shards; saves the tokenizer too
+        # TrainingArguments as a pickle: nothing reads it (node.yaml holds the config), and a published pickle
+        # invites torch.load on an artifact
+        (out / "training_args.bin").unlink(missing_ok=True)
         return
     if not trainer.is_world_process_zero():
         return
@@ -97,6 +100,18 @@ def save_model(trainer: Any, tokenizer: Any, out: Path, options) -> None:
         model = model.merge_and_unload()
     else:
         model.save_pretrained(out)  # adapter_config.json + adapter_model.safetensors
+        sort_target_modules(out / "adapter_config.json")
         model = model.unload()  # the untouched base, saved beside the adapter
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def sort_target_modules(config_file: Path) -> None:
+    """PEFT writes `target_modules` from a set, in an order that changes with each process's hash seed: sorted, the
+    same adapter gives the same bytes (a rerun, or a resumed run, matches an uninterrupted one)."""
+    import json
+
+    config = json.loads(config_file.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True))  # PEFT's own layout

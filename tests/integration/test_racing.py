@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from cai.executors.base import job_record
 from tests.conftest import ROOT
 from tests.integration.test_tiny_pipeline import run_in_process
 
@@ -84,8 +84,8 @@ def test_four_workers_racing_for_the_shards_of_one_node_write_each_row_once(tmp_
     jobs, items, workdir = shard_jobs(tmp_path)
     procs = []
     for p in range(4):  # worker p claims shards p and p+1: every shard is raced by two processes
-        spec = tmp_path / f"w{p}.pkl"
-        spec.write_bytes(pickle.dumps([jobs[p], jobs[(p + 1) % 4]]))
+        spec = tmp_path / f"w{p}.json"
+        spec.write_text(json.dumps([job_record(jobs[p]), job_record(jobs[(p + 1) % 4])], default=str))
         procs.append(subprocess.Popen([sys.executable, "-m", "cai.executors.worker", str(spec), str(tmp_path / f"r{p}")],
                                       cwd=ROOT, env=env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True))
