@@ -2,7 +2,7 @@
 engine vllm, and raw vLLM on the same chats (the framework's overhead); HHH scoring with hf and vllm, with label
 agreement. Each measurement runs in its own process (memory, and vLLM's worker processes), on the embedded SmolLM2.
 
-    python bench/engines.py [--prompts 64] [--max-new 96] [--dtype auto] [--skip-hhh] [--only hf,vllm,raw]
+    python bench/engines.py [--prompts 64] [--max-new 96] [--dtype auto] [--skip-hhh] [--skip-sl] [--only hf,vllm,raw]
 
 The SL-CAI workload: answer, critique, revision (3 turns) for the first N shipped red-team prompts, T 0.8, top-p
 0.95, with and without the 2-exemplar few-shot prefix; stage wall time includes the engine's start-up, tokens/s
@@ -110,7 +110,8 @@ def hhh(args, engine: str) -> dict:
     from cai.config import compose_run
     from cai.runner import run
 
-    cfg = compose_run(["recipe=hhh_eval", f"models.judge.engine={engine}", f"models.judge.dtype={args.dtype}",
+    shared = os.environ.get("CAI_SHARED") or str(ROOT.parent / "shared")  # the checkout's neighbour, as in tests
+    cfg = compose_run(["recipe=hhh_eval", f"shared_dir={shared}", f"models.judge.engine={engine}", f"models.judge.dtype={args.dtype}",
                        "cache.mode=off", f"home={args.home}"]
                       + (["+models.judge.engine_options.max_model_len=4096"] if engine == "vllm" else []))
     started = time.perf_counter()
@@ -186,12 +187,14 @@ def main() -> None:
     parser.add_argument("--home", default=os.environ.get("CAI_HOME", str(ROOT / "cai_home")))
     parser.add_argument("--only", default="hf,vllm,raw")
     parser.add_argument("--skip-hhh", action="store_true")
+    parser.add_argument("--skip-sl", action="store_true")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     print(f"CPU: {cpu_model()}; dtype {args.dtype}", flush=True)
-    sl_table(args, set(args.only.split(",")))
+    if not args.skip_sl:
+        sl_table(args, set(args.only.split(",")))
     if not args.skip_hhh:
         hhh_table(args)
 

@@ -39,11 +39,15 @@ def app(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Check the recipe name before Hydra composes (for a clear list of recipes), then hand over to Hydra;
-    `cai store ls|verify|gc` goes to cai.store.cli instead."""
+    `cai store ls|verify|gc` goes to cai.store.cli and `cai serve` to cai.serve instead."""
     if sys.argv[1:2] == ["store"]:
         from cai.store.cli import main as store_main
 
         sys.exit(store_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["serve"]:
+        from cai.serve import main as serve_main
+
+        sys.exit(serve_main(sys.argv[2:]))
     # SIGTERM unwinds like Ctrl-C would, so engines close: vLLM's worker processes outlive a parent killed outright
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -37,8 +37,9 @@ class ModelSpec:
     """System message put before every chat; null keeps the template's default."""
     trust_remote_code: bool = False
     engine: str = "hf"
-    """The engine that runs the model, by registered name: hf (transformers, in process), scripted (tests), or one
-    a plugin registers. Part of the key: engines sample differently."""
+    """The engine that runs the model, by registered name: hf (transformers, in process), vllm (vllm.LLM, in
+    process), openai (an OpenAI-compatible server at base_url), scripted (tests), or one a plugin registers. Part of
+    the key: engines sample differently."""
     engine_options: Dict[str, Any] = field(default_factory=dict)
     """Passed through to the engine (e.g. vLLM's tensor_parallel_size, gpu_memory_utilization, max_model_len)."""
     base_url: Optional[str] = None
