@@ -15,13 +15,11 @@ from cai.errors import CaiError
 from cai.feedback import audit as auditing
 from cai.feedback.context import labeling_context
 from cai.feedback.labeling import Judging
-from cai.feedback.scorer import check_choice_config, judge_needs
+from cai.feedback.scorer import judge_needs
+from cai.feedback.switches import JudgeSwitches, check_switches
 from cai.feedback.verdict import judge_verdict
 from cai.registry import stage
-from cai.schema import Sampling
 from cai.stage_api import StageConfig, StageContext
-
-DEBIAS = ("swap", "none")
 
 
 @dataclass
@@ -33,40 +31,19 @@ class JudgeAuditInputs:
 
 
 @dataclass
-class JudgeAuditConfig(StageConfig):
+class JudgeAuditConfig(StageConfig, JudgeSwitches):
+    """judge_audit's fields; the judging switches are JudgeSwitches', as label_preferences has them."""
+
     kind: str = "judge_audit"
     inputs: JudgeAuditInputs = field(default_factory=JudgeAuditInputs)
-    method: str = "logprob"
-    """logprob or cot, as in label_preferences."""
-    ensemble: int = 4
-    """Principles sampled per comparison, as in label_preferences."""
-    debias: str = "swap"
-    """swap: both A/B orders (order agreement measured); none: one order."""
-    format: str = "auto"
-    fewshot: bool = True
-    """The constitution's labeling (or CoT) exemplars before each question, as label_preferences uses them."""
-    clamp: Optional[bool] = None
-    clamp_low: float = 0.4
-    clamp_high: float = 0.6
-    sampling: Sampling = field(default_factory=Sampling)
-    """Decoding of the CoT reasoning."""
     limit: Optional[int] = None
     """Audit only N items (spread over kinds and categories); null: every item."""
     chunk_size: int = 32
     """Comparisons per chunk; each finished chunk is appended to disk, so a killed run resumes."""
 
 
-def check(node_cfg, where: str) -> None:
-    """Plan-time checks of the switches."""
-    check_choice_config(node_cfg, where)
-    if node_cfg.debias not in DEBIAS:
-        raise CaiError(f"{where}.debias: {node_cfg.debias!r} unknown; available: {', '.join(DEBIAS)}")
-    if node_cfg.ensemble < 1:
-        raise CaiError(f"{where}.ensemble: must be >= 1, got {node_cfg.ensemble}")
-
-
 @stage("judge_audit", schema=JudgeAuditConfig, version=1, produces="eval",
-       consumes={"judge": ("model",), "audit_set": ("data",)}, context=labeling_context, check=check,
+       consumes={"judge": ("model",), "audit_set": ("data",)}, context=labeling_context, check=check_switches,
        needs=lambda node_cfg: {"judge": judge_needs(node_cfg.method)})
 def judge_audit(ctx: StageContext) -> Dict[str, Any]:
     """audit.jsonl (resuming) and metrics.json `audit`: accuracy with its interval, order agreement, calibration."""

@@ -24,15 +24,14 @@ from cai.feedback import audit as auditing
 from cai.feedback.context import labeling_context as constitution_context
 from cai.feedback.export import export, summarize
 from cai.feedback.labeling import Judging, score_comparisons
-from cai.feedback.scorer import check_choice_config, judge_needs
+from cai.feedback.scorer import judge_needs
+from cai.feedback.switches import JudgeSwitches, check_switches
 from cai.keys import stable_rng
 from cai.registry import stage
 from cai.shards import sharded_chunks
-from cai.schema import Sampling
 from cai.stage_api import ShardedStageConfig, StageContext
 
 PAIRINGS = ("all", "adjacent")
-DEBIAS = ("swap", "none")
 
 
 @dataclass
@@ -44,28 +43,13 @@ class LabelPreferencesInputs:
 
 
 @dataclass
-class LabelPreferencesConfig(ShardedStageConfig):
+class LabelPreferencesConfig(ShardedStageConfig, JudgeSwitches):
+    """label_preferences' fields; the judging switches (method, ensemble, debias, ...) are JudgeSwitches'."""
+
     kind: str = "label_preferences"
     inputs: LabelPreferencesInputs = field(default_factory=LabelPreferencesInputs)
-    method: str = "logprob"
-    """logprob: option probabilities; cot: reasoning after "Let's think step by step:", then the answer scored."""
-    ensemble: int = 4
-    """Principles sampled per comparison (without replacement while they last); probabilities averaged (the paper
-    ensembles over 16; 4 keeps most of the gain at a quarter of the cost)."""
-    debias: str = "swap"
-    """swap: score both A/B orders and average; none: one order."""
     pairing: str = "all"
     """all: every pair of a prompt's k responses; adjacent: responses (0,1), (1,2), ..."""
-    format: str = "auto"
-    """auto (chat when the judge has a chat template), raw (the paper's plain text), chat. CoT always uses chats."""
-    fewshot: bool = True
-    """Labeling exemplars (method=logprob) or CoT exemplars (method=cot) from the constitution, before the question."""
-    clamp: Optional[bool] = None
-    """Clamp p into [clamp_low, clamp_high]; null: only with method=cot (section 4.1)."""
-    clamp_low: float = 0.4
-    clamp_high: float = 0.6
-    sampling: Sampling = field(default_factory=Sampling)
-    """Decoding of the CoT reasoning."""
     limit: Optional[int] = None
     """Label only the first N comparisons."""
     chunk_size: int = 64
@@ -81,15 +65,9 @@ class LabelPreferencesConfig(ShardedStageConfig):
 
 def check(node_cfg, where: str) -> None:
     """Plan-time checks of the switches."""
-    check_choice_config(node_cfg, where)
-    for key, allowed in (("debias", DEBIAS), ("pairing", PAIRINGS)):
-        if node_cfg[key] not in allowed:
-            raise CaiError(f"{where}.{key}: {node_cfg[key]!r} unknown; available: {', '.join(allowed)}")
-    if node_cfg.ensemble < 1:
-        raise CaiError(f"{where}.ensemble: must be >= 1, got {node_cfg.ensemble}")
-    if not 0.0 <= node_cfg.clamp_low <= 0.5 <= node_cfg.clamp_high <= 1.0:
-        raise CaiError(f"{where}.clamp_low/clamp_high: need 0 <= low <= 0.5 <= high <= 1, got "
-                       f"{node_cfg.clamp_low}, {node_cfg.clamp_high}")
+    check_switches(node_cfg, where)
+    if node_cfg.pairing not in PAIRINGS:
+        raise CaiError(f"{where}.pairing: {node_cfg.pairing!r} unknown; available: {', '.join(PAIRINGS)}")
 
 
 def audit_ref(node_cfg) -> Dict[str, tuple]:

@@ -1,6 +1,7 @@
 """Every recipe composes and plans; typos and wrong types fail at compose time naming the full key."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,21 @@ def test_recipe_composes_and_plans(recipe, cai_home):
         with pytest.raises(CaiError, match="pipeline.hhh.inputs.evals: .*CAI_SHARED"):
             graph.plan(cfg)
         return
+    if recipe == "served_judge":  # its judge is a server: with none listening, the plan names the URL
+        assert cfg.models.judge.engine == "openai" and cfg.models.judge.source == "gguf_package"
+        cfg.models.judge.base_url = f"http://127.0.0.1:{closed_port()}/v1"
+        with pytest.raises(CaiError, match=f"server {cfg.models.judge.base_url} did not answer"):
+            graph.plan(cfg)
+        return
     plan = graph.plan(cfg)
     assert plan and all(len(node.key) == 20 for node in plan)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _compose_error(*overrides: str) -> str:
