@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from cai.errors import CaiError
+from cai.errors import CaiError, exit_status
 
 OWN = {"role": "generator", "port": "8000", "name": "smollm2"}
 """This command's own settings (the rest are run overrides)."""
@@ -43,28 +43,26 @@ def serve_command(checkpoint_dir: str, dtype: str, port: str, name: str, on_cpu:
 
 def main(argv: List[str]) -> int:
     """Print the serve command and the overrides for a role; returns the exit code."""
+    return exit_status(lambda: print_commands(*split_args(argv)))
+
+
+def print_commands(own: Dict[str, str], overrides: List[str]) -> None:
+    """Convert the role's model once into the store, then print how to serve it and point a role at it."""
+    import torch
+
     from cai.config import compose_run
     from cai.models import checkpoint
 
-    own, overrides = split_args(argv)
-    try:
-        cfg = compose_run(overrides)
-        if own["role"] not in cfg.models:
-            raise CaiError(f"role={own['role']}: the recipe has no models.{own['role']} "
-                           f"(it has {', '.join(cfg.models)})")
-        spec = cfg.models[own["role"]]
-        folder = checkpoint(spec, Path(cfg.home).resolve())
-    except CaiError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    cfg = compose_run(overrides)
+    if own["role"] not in cfg.models:
+        raise CaiError(f"role={own['role']}: the recipe has no models.{own['role']} (it has {', '.join(cfg.models)})")
+    spec = cfg.models[own["role"]]
+    folder = checkpoint(spec, Path(cfg.home).resolve())
     print("# serve it (add --api-key KEY to require a key, and set api_key_env in the model spec):")
-    import torch
-
     print(shlex.join(serve_command(folder, spec.dtype, own["port"], own["name"], not torch.cuda.is_available())))
     print("# then point a role at it, e.g. the judge:")
     print(f"python -m cai recipe={cfg.recipe_name} models.judge.engine=openai "
           f"models.judge.base_url=http://127.0.0.1:{own['port']}/v1 ++models.judge.engine_options.model={own['name']}")
-    return 0
 
 
 if __name__ == "__main__":

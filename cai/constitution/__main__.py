@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from cai.errors import CaiError
+from cai.errors import exit_status
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,12 +49,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; a CaiError is printed as one line on stderr with exit status 2."""
     args = parser().parse_args(argv)
-    try:
-        run(args)
-    except CaiError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

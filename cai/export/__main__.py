@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cai.errors import CaiError, first_line
+from cai.errors import CaiError, exit_status, first_line
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,17 +43,17 @@ def main(argv=None) -> int:
     if args.push_to_hub is not None and args.push_to_hub.count("/") != 1:
         print(f"error: --push-to-hub {args.push_to_hub!r}: give ORG/NAME", file=sys.stderr)
         return 2
-    try:
-        from cai.export import export
+    return exit_status(lambda: export_and_push(args))
 
-        written = export(args.run_dir, args.node, args.output, args.license, args.test_fraction)
-        print(f"exported {args.node} ({written['kind']}) to {args.output}")
-        if args.push_to_hub:
-            print(f"pushed: {push(args.output, args.push_to_hub, written['kind'], args.private)}")
-    except CaiError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+def export_and_push(args) -> None:
+    """Write the folder, then push it when asked."""
+    from cai.export import export
+
+    written = export(args.run_dir, args.node, args.output, args.license, args.test_fraction)
+    print(f"exported {args.node} ({written['kind']}) to {args.output}")
+    if args.push_to_hub:
+        print(f"pushed: {push(args.output, args.push_to_hub, written['kind'], args.private)}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cai.errors import CaiError
+from cai.errors import exit_status
 
 USAGE = ("usage: python -m cai.report RUN_DIR          (a run directory: $CAI_HOME/runs/<recipe>/<time>/)\n"
          "       python -m cai.report --compare DIR    (a sweep's multirun root: $CAI_HOME/runs/multirun/<time>/)")
@@ -21,20 +21,18 @@ def main(argv=None) -> int:
     if len(args) != 1 + compare:
         print(USAGE, file=sys.stderr)
         return 2
-    try:
-        if compare:
-            from cai.report.compare import build_compare
+    return exit_status(lambda: print(f"report: {build(Path(args[-1]), compare)}"))
 
-            path = build_compare(Path(args[1]))
-        else:
-            from cai.report.build import build_report
 
-            path = build_report(Path(args[0]))
-    except CaiError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"report: {path}")
-    return 0
+def build(run_dir: Path, compare: bool) -> Path:
+    """A run's report, or a sweep's comparison report; returns its path."""
+    if compare:
+        from cai.report.compare import build_compare
+
+        return build_compare(run_dir)
+    from cai.report.build import build_report
+
+    return build_report(run_dir)
 
 
 if __name__ == "__main__":
