@@ -219,16 +219,6 @@ def config_error(error: OmegaConfBaseException, where: str) -> CaiError:
     return CaiError(f"{key}: {message}")
 
 
-def consumers(plan_nodes: List[Node]) -> Dict[str, List[str]]:
-    """Which nodes read each node (for the plan printout)."""
-    out: Dict[str, List[str]] = {n.name: [] for n in plan_nodes}
-    for node in plan_nodes:
-        for ref in node.inputs.values():
-            if ref.kind == "node":
-                out[ref.target].append(node.name)
-    return out
-
-
 def describe_inputs(node: Node) -> List[Tuple[str, str]]:
     """(slot, reference) pairs for printing."""
     return [(slot, ("models." if r.kind == "model" else "") + r.target) for slot, r in node.inputs.items()]
